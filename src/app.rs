@@ -1,0 +1,180 @@
+//! The running server: [`App::build`] binds the port and wires the parts together;
+//! [`App::run_until_stopped`] serves until the shutdown token is cancelled, then drains.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Accounts;
+use crate::cleanup::{self, Retention};
+use crate::clock::{Clock, SystemClock};
+use crate::http::{self, AppState};
+use crate::relay::{Relay, RelayPolicy};
+use crate::store::{self, Store};
+use crate::Config;
+
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the database {url}")]
+    Store {
+        url: String,
+        #[source]
+        source: store::StoreError,
+    },
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl App {
+    /// Opens the store (running migrations) and binds the listener; port 0 picks a free port.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As [`App::build`], with the clock that decides what has expired (tests move it by hand).
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
+        let store = store::connect(&config.database_url)
+            .await
+            .map_err(|source| StartError::Store {
+                url: config.database_url.clone(),
+                source,
+            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let accounts = Accounts::new(
+            store.clone(),
+            clock.clone(),
+            config.session_ttl,
+            config.open_registration,
+        );
+        let relay = Relay::new(
+            store.clone(),
+            clock.clone(),
+            RelayPolicy {
+                call_signal_ttl: config.call_signal_ttl,
+                max_payload_bytes: config.max_payload_bytes,
+                max_signals_per_fetch: config.max_signals_per_fetch,
+            },
+        );
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            clock,
+            accounts,
+            relay,
+        };
+        Ok(Self {
+            listener,
+            state,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.state.store.clone()
+    }
+
+    pub fn accounts(&self) -> Accounts {
+        self.state.accounts.clone()
+    }
+
+    /// Cancelling this token stops the server (what Ctrl-C and SIGTERM do).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then gives open requests
+    /// `shutdown_grace` to finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let Self {
+            listener,
+            state,
+            shutdown,
+        } = self;
+        let config = state.config.clone();
+        let cleanup_task = tokio::spawn(cleanup::run(
+            state.store.clone(),
+            state.clock.clone(),
+            Retention {
+                consumed: config.consumed_retention,
+                unconsumed: config.unconsumed_retention,
+            },
+            config.cleanup_interval,
+            shutdown.clone(),
+        ));
+        let router = http::router(state);
+        tracing::info!("Switchboard listening on http://{}", listener.local_addr()?);
+        let graceful = {
+            let shutdown = shutdown.clone();
+            async move { shutdown.cancelled().await }
+        };
+        let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
+        let mut server = std::pin::pin!(server.into_future());
+        let result = tokio::select! {
+            result = &mut server => result,
+            _ = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(config.shutdown_grace).await;
+            } => {
+                tracing::warn!("shutdown grace of {:?} elapsed; closing remaining connections", config.shutdown_grace);
+                Ok(())
+            }
+        };
+        cleanup_task.abort();
+        tracing::info!("Switchboard stopped");
+        result
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn termination_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,67 @@
+//! The background task that deletes what the retention policy says is old: consumed signals
+//! after `consumed_retention`, any signal after `unconsumed_retention`, expired sessions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::store::{CleanupCutoffs, CleanupReport, Store, StoreResult};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub consumed: Duration,
+    pub unconsumed: Duration,
+}
+
+/// One cleanup pass, as of the clock's "now".
+pub async fn run_once(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    retention: Retention,
+) -> StoreResult<CleanupReport> {
+    let now = clock.now();
+    let report = store
+        .cleanup(CleanupCutoffs {
+            consumed_before: now.minus(retention.consumed),
+            created_before: now.minus(retention.unconsumed),
+            now,
+        })
+        .await?;
+    if report != CleanupReport::default() {
+        tracing::info!(
+            consumed = report.consumed,
+            stale = report.stale,
+            idempotency_records = report.sends,
+            sessions = report.sessions,
+            "[CLEANUP] Deleted {} consumed and {} stale signals",
+            report.consumed,
+            report.stale
+        );
+    }
+    Ok(report)
+}
+
+/// Runs a pass every `interval` until `shutdown` is cancelled. A failed pass is logged and
+/// retried at the next tick: the store may come back.
+pub async fn run(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    retention: Retention,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {
+                if let Err(err) = run_once(store.as_ref(), clock.as_ref(), retention).await {
+                    tracing::warn!(error = %err, "[CLEANUP] pass failed; retrying next interval");
+                }
+            }
+        }
+    }
+}

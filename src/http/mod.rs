@@ -1,0 +1,126 @@
+//! The HTTP API: one module per resource, merged here; errors mapped once in [`error`].
+//!
+//! Routes are registered through `utoipa_axum`, so `/api/openapi.json` is generated from the
+//! very handlers that serve them and cannot drift.
+
+pub mod auth;
+pub mod chats;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod p2p;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{middleware, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::auth::Accounts;
+use crate::clock::Clock;
+use crate::relay::Relay;
+use crate::store::Store;
+use crate::Config;
+use error::ApiError;
+
+/// Everything a handler may need, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub accounts: Accounts,
+    pub relay: Relay,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Switchboard",
+        description = "Chat and call-signaling API. Log in with POST /api/auth/login; the \
+            `sessionid` cookie authenticates, and state-changing requests must echo the \
+            `csrftoken` cookie in the `X-CSRFToken` header."
+    ),
+    modifiers(&SessionCookie),
+    tags((name = "auth"), (name = "chats"), (name = "p2p", description = "The signal relay"), (name = "health"))
+)]
+struct ApiDoc;
+
+struct SessionCookie;
+
+impl utoipa::Modify for SessionCookie {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("sessionid"))),
+        );
+    }
+}
+
+/// The API as an OpenAPI 3 document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(chats::router())
+        .merge(p2p::router())
+        .merge(health::router())
+}
+
+pub fn router(state: AppState) -> Router {
+    let (router, api) = api_router().split_for_parts();
+    let api_json: Arc<str> = api.to_json().unwrap_or_default().into();
+    // Room for the JSON around a maximal payload; the payload itself is checked by the relay.
+    let body_limit = state.config.max_payload_bytes + 16 * 1024;
+    router
+        .route(
+            "/api/openapi.json",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    api_json.to_string(),
+                )
+            }),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(error::log_rejections))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::NotFound(format!(
+        "No route for {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "{} is not allowed on {}",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    ApiError::Internal(anyhow::anyhow!("handler panicked: {detail}")).into_response()
+}

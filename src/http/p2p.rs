@@ -1,0 +1,151 @@
+//! `/api/p2p/*`: the guide's server relay (send and fetch signals) and the ICE server list.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{lenient_id, lenient_optional_id, AppJson, AppPath, AppQuery, CurrentUser};
+use super::AppState;
+use crate::config::IceServer;
+use crate::domain::{ChatId, Seq, UserId};
+use crate::relay::OutgoingSignal;
+use crate::store::StoredSignal;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(send_signal))
+        .routes(routes!(get_signals))
+        .routes(routes!(ice_servers))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SendSignalBody {
+    /// The chat the signal belongs to (integer, or a string of digits).
+    #[serde(deserialize_with = "lenient_id")]
+    #[schema(value_type = i64)]
+    chat_id: i64,
+    /// `^[a-z][a-z0-9_.-]{0,63}$`, e.g. `webrtc.offer`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// Any JSON, stored and delivered verbatim.
+    #[schema(value_type = Object)]
+    payload: Box<RawValue>,
+    /// Client-generated unique id; the same id from the same sender is stored once.
+    signal_id: Option<String>,
+    /// Address one participant only (user id); default: every other participant.
+    #[serde(default, deserialize_with = "lenient_optional_id")]
+    #[schema(value_type = Option<i64>)]
+    to: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SendSignalResponse {
+    success: bool,
+    /// How many recipients the signal was stored for.
+    recipients: u32,
+    signal_id: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SignalsQuery {
+    /// Cursor: acknowledge every signal with `seq <= after` and return the ones after it,
+    /// without consuming them. Without it, returned signals are consumed (the guide's behaviour).
+    after: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignalsResponse {
+    success: bool,
+    signals: Vec<StoredSignal>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IceServersResponse {
+    #[serde(rename = "iceServers")]
+    ice_servers: Vec<IceServer>,
+}
+
+/// Store a signal for the chat's other participants (or one, with `to`).
+#[utoipa::path(post, path = "/api/p2p/send-signal/", tag = "p2p", request_body = SendSignalBody,
+    params(("X-CSRFToken" = String, Header, description = "The csrftoken cookie's value")),
+    responses((status = 201, body = SendSignalResponse, description = "Stored"),
+              (status = 200, body = SendSignalResponse, description = "This signal_id was stored before; nothing new stored"),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "signal_id reused for a different signal"),
+              (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn send_signal(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    AppJson(body): AppJson<SendSignalBody>,
+) -> Result<(StatusCode, Json<SendSignalResponse>), ApiError> {
+    let outcome = state
+        .relay
+        .send(
+            &current.user,
+            OutgoingSignal {
+                chat: ChatId(body.chat_id),
+                kind: &body.kind,
+                payload: &body.payload,
+                signal_id: body.signal_id.as_deref(),
+                to: body.to.map(UserId),
+            },
+        )
+        .await?;
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(SendSignalResponse {
+            success: true,
+            recipients: outcome.recipients,
+            signal_id: outcome.signal_id,
+        }),
+    ))
+}
+
+/// The caller's signals in a chat, in `seq` order.
+#[utoipa::path(get, path = "/api/p2p/{chat_id}/signals/", tag = "p2p",
+    params(("chat_id" = i64, Path), SignalsQuery),
+    responses((status = 200, body = SignalsResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_signals(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    AppPath(chat_id): AppPath<i64>,
+    AppQuery(query): AppQuery<SignalsQuery>,
+) -> Result<Json<SignalsResponse>, ApiError> {
+    if query.after.is_some_and(|after| after < 0) {
+        return Err(ApiError::BadRequest(
+            "after must be a seq (0 or more)".to_owned(),
+        ));
+    }
+    let signals = state
+        .relay
+        .fetch(&current.user, ChatId(chat_id), query.after.map(Seq))
+        .await?;
+    Ok(Json(SignalsResponse {
+        success: true,
+        signals,
+    }))
+}
+
+/// The STUN/TURN servers for the browser's RTCPeerConnection.
+#[utoipa::path(get, path = "/api/p2p/ice-servers/", tag = "p2p",
+    responses((status = 200, body = IceServersResponse), (status = 401, body = ErrorBody)))]
+async fn ice_servers(
+    State(state): State<AppState>,
+    _current: CurrentUser,
+) -> Json<IceServersResponse> {
+    Json(IceServersResponse {
+        ice_servers: state.config.ice_servers.clone(),
+    })
+}

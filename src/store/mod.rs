@@ -1,0 +1,110 @@
+//! The store: the source of truth for accounts, sessions, chats, messages and signals.
+//!
+//! [`Store`] is the one trait every backend implements; [`sqlite::SqliteStore`] is the embedded
+//! default. The store knows nothing of HTTP or sockets, and takes "now" as an argument so the
+//! caller's clock decides what has expired.
+
+pub mod records;
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::domain::{ChatId, Seq, Timestamp, UserId};
+pub use records::*;
+
+/// What can go wrong in the store, as the layers above need to tell it apart.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("username is already taken")]
+    UsernameTaken,
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    UnsupportedUrl(String),
+}
+
+impl StoreError {
+    /// Connection-level failures mean "try again later" (503), not a bug (500).
+    pub(crate) fn classify(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Self::Unavailable(err)
+            }
+            other => Self::Database(other),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Succeeds when the database answers a query.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // ---- accounts ----
+    async fn create_user(&self, new: NewUser<'_>) -> StoreResult<User>;
+    async fn set_password(&self, user: UserId, password_hash: &str) -> StoreResult<()>;
+    async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>>;
+    async fn users_by_username(&self, usernames: &[String]) -> StoreResult<Vec<User>>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+
+    // ---- sessions ----
+    async fn create_session(&self, new: NewSession<'_>) -> StoreResult<()>;
+    /// The live session with this token hash, if any.
+    async fn session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Session>>;
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+
+    // ---- chats and messages ----
+    async fn create_chat(&self, new: NewChat<'_>) -> StoreResult<Chat>;
+    /// The untitled chat whose participants are exactly `a` and `b`, if one exists.
+    async fn direct_chat(&self, a: UserId, b: UserId) -> StoreResult<Option<Chat>>;
+    async fn chat(&self, id: ChatId) -> StoreResult<Option<Chat>>;
+    async fn chats_of(&self, user: UserId) -> StoreResult<Vec<Chat>>;
+    async fn add_message(&self, new: NewMessage<'_>) -> StoreResult<Message>;
+    /// Up to `limit` messages before message id `before` (or the newest), oldest first.
+    async fn messages(
+        &self,
+        chat: ChatId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
+
+    // ---- signals ----
+    /// Stores one row per recipient in one transaction, allocating each recipient's next `seq`;
+    /// or, if `(sender, signal_id)` was stored before, stores nothing and says so.
+    async fn append_signal(&self, new: NewSignal<'_>) -> StoreResult<Appended>;
+    /// The guide's plain GET: the recipient's unconsumed, unexpired signals in `chat`, in `seq`
+    /// order, marked consumed in the same transaction.
+    async fn take_signals(&self, query: SignalQuery) -> StoreResult<Vec<StoredSignal>>;
+    /// The cursor GET: marks consumed what has `seq <= after` in `chat`, and returns the
+    /// unconsumed, unexpired signals after it without consuming them.
+    async fn ack_and_fetch(&self, query: SignalQuery, after: Seq)
+        -> StoreResult<Vec<StoredSignal>>;
+    /// Deletes what the retention policy says is old. Idempotent, safe to run concurrently.
+    async fn cleanup(&self, cutoffs: CleanupCutoffs) -> StoreResult<CleanupReport>;
+
+    // ---- inspection (the guide's test_signal_flow.py) ----
+    async fn inspect(&self, filter: &InspectFilter) -> StoreResult<Inspection>;
+    /// Signals with a row id above `after_id`, oldest first, for `switchboard signals --watch`.
+    async fn signals_since(
+        &self,
+        filter: &InspectFilter,
+        after_id: i64,
+    ) -> StoreResult<Vec<SignalRow>>;
+}
+
+/// Opens the store a database URL names, applying migrations.
+pub async fn connect(url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(
+            sqlite::SqliteStore::connect(url).await?,
+        ))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
