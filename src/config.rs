@@ -128,6 +128,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the closure's error type
     fn layers_file_env_and_flags_in_order() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

@@ -90,7 +90,8 @@ pub async fn run(config: Config, args: SignalsArgs) -> anyhow::Result<()> {
     let ttl = config.call_signal_ttl;
     let inspection = store.inspect(&filter).await?;
     let now = SystemClock.now();
-    if args.json && !args.watch {
+    if args.json {
+        // With --watch: the summary first, on one line, then one line per new signal.
         let report = Report {
             database: &config.database_url,
             total: inspection.total,
@@ -98,10 +99,8 @@ pub async fn run(config: Config, args: SignalsArgs) -> anyhow::Result<()> {
             recent: views(&inspection.recent, now, ttl),
             per_user: &inspection.per_user,
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
-    if !args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
         print_summary(&config.database_url, &inspection, now, ttl);
     }
     if !args.watch {
@@ -198,5 +197,41 @@ fn print_summary(database: &str, inspection: &Inspection, now: Timestamp, ttl: D
             "  {:<16} received {:>5} (unconsumed {:>5})   sent {:>5}",
             count.username, count.received, count.unconsumed, count.sent
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(is_call: bool, consumed: bool) -> SignalRow {
+        SignalRow {
+            id: 1,
+            seq: 1,
+            chat_id: 1,
+            kind: "webrtc.offer".into(),
+            is_call,
+            sender: "alice".into(),
+            receiver: "bob".into(),
+            created_at: Timestamp(0),
+            consumed_at: consumed.then_some(Timestamp(1)),
+            payload_bytes: 2,
+        }
+    }
+
+    #[test]
+    fn status_follows_the_guide() {
+        let ttl = Duration::from_secs(30);
+        let late = Timestamp(31_000);
+        assert_eq!(
+            Status::of(&row(true, false), Timestamp(29_000), ttl),
+            Status::Unconsumed
+        );
+        assert_eq!(Status::of(&row(true, false), late, ttl), Status::Expired);
+        assert_eq!(
+            Status::of(&row(false, false), late, ttl),
+            Status::Unconsumed
+        );
+        assert_eq!(Status::of(&row(true, true), late, ttl), Status::Consumed);
     }
 }

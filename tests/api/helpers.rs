@@ -1,0 +1,230 @@
+//! `spawn_app()` and typed clients, shared by every test.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use switchboard::clock::ManualClock;
+use switchboard::store::{InspectFilter, Store};
+use switchboard::{App, Config};
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestApp {
+    pub address: String,
+    pub clock: ManualClock,
+    pub store: Arc<dyn Store>,
+    pub config: Config,
+    pub database_url: String,
+    shutdown: CancellationToken,
+    _dir: TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server on a free port with its own database file, after `tweak` adjusts the config.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        switchboard::telemetry::init(switchboard::config::LogFormat::Text);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: database_url.clone(),
+        ..Config::default()
+    };
+    tweak(&mut config);
+    let clock = ManualClock::default();
+    let app = App::build_with_clock(config.clone(), Arc::new(clock.clone()))
+        .await
+        .expect("app builds");
+    let address = format!("http://{}", app.local_addr());
+    let store = app.store();
+    let shutdown = app.shutdown_token();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        clock,
+        store,
+        config,
+        database_url,
+        shutdown,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// A client without a session.
+    pub fn anonymous(&self) -> TestUser {
+        TestUser {
+            id: 0,
+            username: String::new(),
+            client: client(),
+            csrf: String::new(),
+            base: self.address.clone(),
+        }
+    }
+
+    /// Registers `name` (display name: capitalised) and returns its logged-in client.
+    pub async fn register(&self, name: &str) -> TestUser {
+        let mut user = self.anonymous();
+        let display = format!("{}{}", name[..1].to_uppercase(), &name[1..]);
+        let (status, body) = user
+            .post_unchecked(
+                "/api/auth/register",
+                json!({"username": name, "password": password_of(name), "display_name": display}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        user.id = body["user"]["id"].as_i64().unwrap();
+        user.username = name.to_owned();
+        user.csrf = body["csrf_token"].as_str().unwrap().to_owned();
+        user
+    }
+
+    /// Starts a chat from `creator` with `others`; returns its id.
+    pub async fn chat(&self, creator: &TestUser, others: &[&TestUser]) -> i64 {
+        let names: Vec<_> = others.iter().map(|u| u.username.clone()).collect();
+        let (status, body) = creator
+            .post(
+                "/api/chats/",
+                json!({"participants": names, "title": "test chat"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_i64().unwrap()
+    }
+
+    /// Every signal row in the store, consumed or not.
+    pub async fn stored_signals(&self) -> i64 {
+        self.store
+            .inspect(&InspectFilter {
+                recent_limit: 0,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .total
+    }
+}
+
+pub fn password_of(name: &str) -> String {
+    format!("password-of-{name}")
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// A logged-in (or anonymous) browser-like client: it keeps cookies and sends the CSRF header.
+pub struct TestUser {
+    pub id: i64,
+    pub username: String,
+    pub client: reqwest::Client,
+    pub csrf: String,
+    pub base: String,
+}
+
+impl TestUser {
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("X-CSRFToken", &self.csrf)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        read(response).await
+    }
+
+    /// A POST without the CSRF header.
+    pub async fn post_unchecked(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        read(response).await
+    }
+
+    /// A POST of raw bytes with the CSRF header and the given content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        content_type: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("X-CSRFToken", &self.csrf)
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        read(response).await
+    }
+
+    pub async fn send_signal(&self, chat: i64, kind: &str, payload: Value) -> (StatusCode, Value) {
+        self.post(
+            "/api/p2p/send-signal/",
+            json!({"chat_id": chat, "type": kind, "payload": payload}),
+        )
+        .await
+    }
+
+    /// GET /api/p2p/<chat>/signals/ (with `?after=` when given); asserts success.
+    pub async fn signals(&self, chat: i64, after: Option<i64>) -> Vec<Value> {
+        let path = match after {
+            Some(after) => format!("/api/p2p/{chat}/signals/?after={after}"),
+            None => format!("/api/p2p/{chat}/signals/"),
+        };
+        let (status, body) = self.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["success"], true);
+        body["signals"].as_array().unwrap().clone()
+    }
+}
+
+async fn read(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("response is not JSON ({status}): {text:?}"));
+    (status, body)
+}
+
+/// The JSON error shape every refusal has; returns the message.
+pub fn error_message(body: &Value) -> &str {
+    assert_eq!(body["success"], false, "{body}");
+    body["error"].as_str().expect("error message")
+}

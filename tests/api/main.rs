@@ -1,0 +1,10 @@
+//! Integration tests: each starts the real server on port 0 with a fresh SQLite file and talks
+//! HTTP to it (or runs the real `switchboard` binary). Set `TEST_LOG=1` to see server logs.
+
+mod auth;
+mod chats;
+mod cli;
+mod expiry;
+mod helpers;
+mod relay;
+mod validation;
