@@ -9,10 +9,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Accounts;
+use crate::bus::{Bus, LocalBus};
 use crate::cleanup::{self, Retention};
 use crate::clock::{Clock, SystemClock};
 use crate::http::{self, AppState};
-use crate::relay::{Relay, RelayPolicy};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::relay::{Relay, RelayParts, RelayPolicy};
+use crate::store::metered::Metered;
 use crate::store::{self, Store};
 use crate::Config;
 
@@ -49,12 +53,14 @@ impl App {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
+        let metrics = Arc::new(Metrics::default());
         let store = store::connect(&config.database_url)
             .await
             .map_err(|source| StartError::Store {
                 url: config.database_url.clone(),
                 source,
             })?;
+        let store: Arc<dyn Store> = Arc::new(Metered::new(store, metrics.store_queries.clone()));
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -68,26 +74,40 @@ impl App {
             config.session_ttl,
             config.open_registration,
         );
-        let relay = Relay::new(
-            store.clone(),
-            clock.clone(),
-            RelayPolicy {
+        let hub = Hub::new(
+            config.connection_queue,
+            config.max_connections_per_user,
+            metrics.clone(),
+        );
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
+        let relay = Relay::new(RelayParts {
+            store: store.clone(),
+            clock: clock.clone(),
+            policy: RelayPolicy {
                 call_signal_ttl: config.call_signal_ttl,
                 max_payload_bytes: config.max_payload_bytes,
                 max_signals_per_fetch: config.max_signals_per_fetch,
+                send_rate_per_second: config.send_rate_per_second,
+                send_burst: config.send_burst,
             },
-        );
+            hub,
+            bus,
+            metrics: metrics.clone(),
+        });
+        let shutdown = CancellationToken::new();
         let state = AppState {
             config: Arc::new(config),
             store,
             clock,
             accounts,
             relay,
+            metrics,
+            shutdown: shutdown.clone(),
         };
         Ok(Self {
             listener,
             state,
-            shutdown: CancellationToken::new(),
+            shutdown,
         })
     }
 
@@ -103,6 +123,10 @@ impl App {
 
     pub fn store(&self) -> Arc<dyn Store> {
         self.state.store.clone()
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.state.metrics.clone()
     }
 
     pub fn accounts(&self) -> Accounts {
@@ -126,6 +150,7 @@ impl App {
         let cleanup_task = tokio::spawn(cleanup::run(
             state.store.clone(),
             state.clock.clone(),
+            state.relay.clone(),
             Retention {
                 consumed: config.consumed_retention,
                 unconsumed: config.unconsumed_retention,

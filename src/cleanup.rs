@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
+use crate::relay::Relay;
 use crate::store::{CleanupCutoffs, CleanupReport, Store, StoreResult};
 
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +49,7 @@ pub async fn run_once(
 pub async fn run(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    relay: Relay,
     retention: Retention,
     interval: Duration,
     shutdown: CancellationToken,
@@ -58,9 +60,13 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {
+                if let Err(err) = relay.sweep_expired().await {
+                    tracing::warn!(error = %err, "[CLEANUP] expiry sweep failed; retrying next interval");
+                }
                 if let Err(err) = run_once(store.as_ref(), clock.as_ref(), retention).await {
                     tracing::warn!(error = %err, "[CLEANUP] pass failed; retrying next interval");
                 }
+                relay.forget_idle_rate_limits();
             }
         }
     }

@@ -34,7 +34,8 @@ pub struct Config {
     /// Any signal is deleted this long after it was sent, consumed or not. Default `5m`.
     #[serde(with = "humantime_serde")]
     pub unconsumed_retention: Duration,
-    /// How often the cleanup task runs. Default `10s`.
+    /// How often the cleanup task runs (it also marks call signals that expired unread and
+    /// sends their senders an `expired` receipt). Default `5s`.
     #[serde(with = "humantime_serde")]
     pub cleanup_interval: Duration,
     /// Largest accepted signal payload, in bytes of JSON. Default `65536` (64 KiB).
@@ -44,6 +45,31 @@ pub struct Config {
     /// ICE servers handed to browsers by `GET /api/p2p/ice-servers/`.
     /// Default: one STUN server, `stun:stun.l.google.com:19302`.
     pub ice_servers: Vec<IceServer>,
+    /// Sustained signals per second one user may send (HTTP and WebSocket together); over it,
+    /// 429 with `Retry-After`. Default `100`.
+    pub send_rate_per_second: u32,
+    /// Signals one user may send in a burst before the rate applies. Default `400`.
+    pub send_burst: u32,
+    /// Most live push connections (WebSocket, SSE, long-poll) per user per node. Default `16`.
+    pub max_connections_per_user: usize,
+    /// Pushes queued per connection before a slow reader is disconnected (it resumes from its
+    /// cursor). Default `256`.
+    pub connection_queue: usize,
+    /// Origins allowed to open a WebSocket, besides the server's own (the Host header).
+    /// Default: none.
+    pub allowed_origins: Vec<String>,
+    /// How often the server pings a WebSocket. Default `20s`.
+    #[serde(with = "humantime_serde")]
+    pub ws_ping_interval: Duration,
+    /// A WebSocket silent (no frame, no pong) this long is closed. Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub ws_idle_timeout: Duration,
+    /// How often an idle SSE stream gets a keep-alive comment. Default `15s`.
+    #[serde(with = "humantime_serde")]
+    pub sse_keepalive: Duration,
+    /// The longest a long-poll (`?wait=`) is held. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub longpoll_max_wait: Duration,
     /// How long shutdown waits for open requests and streams. Default `10s`.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -79,7 +105,7 @@ impl Default for Config {
             call_signal_ttl: Duration::from_secs(30),
             consumed_retention: Duration::from_secs(60),
             unconsumed_retention: Duration::from_secs(300),
-            cleanup_interval: Duration::from_secs(10),
+            cleanup_interval: Duration::from_secs(5),
             max_payload_bytes: 64 * 1024,
             max_signals_per_fetch: 500,
             ice_servers: vec![IceServer {
@@ -87,6 +113,15 @@ impl Default for Config {
                 username: None,
                 credential: None,
             }],
+            send_rate_per_second: 100,
+            send_burst: 400,
+            max_connections_per_user: 16,
+            connection_queue: 256,
+            allowed_origins: Vec::new(),
+            ws_ping_interval: Duration::from_secs(20),
+            ws_idle_timeout: Duration::from_secs(60),
+            sse_keepalive: Duration::from_secs(15),
+            longpoll_max_wait: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             log_format: LogFormat::Text,
         }

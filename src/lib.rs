@@ -10,7 +10,11 @@
 //! - [`chats`]: starting chats (who may be in one; a direct chat exists once).
 //! - [`relay`]: the signal relay service — validation that needs the store, per-recipient
 //!   `seq`, dedup by `signal_id`, expiry — knowing nothing of HTTP.
-//! - [`cleanup`]: the background task that deletes old signals and sessions.
+//! - [`hub`]: this node's live push connections, keyed by user, with bounded queues.
+//! - [`bus`]: wakes the node(s) holding a user's connections (in-process; Redis later).
+//! - [`metrics`]: Prometheus counters and histograms for `GET /metrics`.
+//! - [`cleanup`]: the background task that deletes old signals and sessions and sweeps
+//!   expired call signals (sending `expired` receipts).
 //! - [`http`]: axum routers, one module per resource, and the single error → JSON mapping.
 //! - [`app`]: wires config, store and routers into a running server with graceful shutdown.
 //! - [`cli`]: the `switchboard` command line (`serve`, `user`, `chat`, `signals`).
@@ -18,6 +22,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod bus;
 pub mod chats;
 pub mod cleanup;
 pub mod cli;
@@ -25,6 +30,8 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod hub;
+pub mod metrics;
 pub mod relay;
 pub mod store;
 pub mod telemetry;

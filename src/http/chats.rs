@@ -155,5 +155,6 @@ async fn post_message(
             now: state.clock.now(),
         })
         .await?;
+    state.relay.publish_message(&chat, &message);
     Ok((StatusCode::CREATED, Json(message)))
 }

@@ -41,6 +41,12 @@ pub enum ApiError {
     /// 415: the body is not JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 429: over a rate or connection limit; `Retry-After` says when to try again.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// 503: the database cannot be reached; nothing was done, try again.
     #[error("the database is unavailable; nothing was stored, try again shortly")]
     Unavailable(#[source] anyhow::Error),
@@ -75,6 +81,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -89,6 +96,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let message = self.to_string();
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after, .. } => {
+                Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            Self::Unavailable(_) => Some(1),
+            _ => None,
+        };
         let reason = match &self {
             Self::Internal(cause) | Self::Unavailable(cause) => {
                 tracing::error!(error = ?cause, "{message}");
@@ -104,10 +118,10 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response.extensions_mut().insert(Rejection(reason));
         response
@@ -134,6 +148,14 @@ impl From<RelayError> for ApiError {
             RelayError::ChatNotFound(_) => Self::NotFound(err.to_string()),
             RelayError::NotParticipant(_) => Self::Forbidden(err.to_string()),
             RelayError::SignalIdReused(_) => Self::Conflict(err.to_string()),
+            RelayError::RateLimited { retry_after } => Self::TooManyRequests {
+                message: err.to_string(),
+                retry_after,
+            },
+            RelayError::TooManyConnections(_) => Self::TooManyRequests {
+                message: err.to_string(),
+                retry_after: std::time::Duration::from_secs(5),
+            },
             RelayError::Store(store) => store.into(),
         }
     }
@@ -192,7 +214,11 @@ impl From<PathRejection> for ApiError {
 
 /// Logs one line per refused request, saying why. Lines for the relay carry the guide's
 /// prefixes, so `grep '\[P2P_SEND\]'` shows the failed sends beside the stored ones.
-pub async fn log_rejections(request: Request, next: Next) -> Response {
+pub async fn log_rejections(
+    axum::extract::State(metrics): axum::extract::State<std::sync::Arc<crate::metrics::Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
@@ -205,6 +231,10 @@ pub async fn log_rejections(request: Request, next: Next) -> Response {
             "[HTTP]"
         };
         let status = response.status().as_u16();
+        metrics
+            .requests_rejected
+            .get_or_create(&crate::metrics::StatusLabel { status })
+            .inc();
         if status >= 500 {
             tracing::error!(%method, %path, status, "{prefix} Failed {method} {path}: {reason}");
         } else {

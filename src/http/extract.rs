@@ -2,8 +2,9 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::Method;
+use axum::http::{header, HeaderMap, Method};
 use axum_extra::extract::CookieJar;
+use serde::Deserialize;
 
 use super::error::ApiError;
 use super::AppState;
@@ -116,4 +117,26 @@ pub fn lenient_optional_id<'de, D: serde::Deserializer<'de>>(
     Option::<Wrapper>::deserialize(d).map(|w| w.map(|Wrapper(id)| id))
 }
 
-use serde::Deserialize;
+/// A WebSocket cannot be protected by CSRF tokens, so its Origin is checked instead: a browser
+/// page may connect only from this server's own origin or a configured one. Clients that send no
+/// Origin (not browsers, so no ambient cookies to abuse) pass.
+pub fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let same_origin = origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| !host.is_empty() && authority == host);
+    if same_origin || allowed.iter().any(|a| a == origin) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "Origin {origin:?} is not allowed to open a WebSocket here"
+        )))
+    }
+}

@@ -6,13 +6,15 @@
 pub mod auth;
 pub mod chats;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod p2p;
+pub mod ws;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -24,10 +26,12 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::Accounts;
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::relay::Relay;
 use crate::store::Store;
 use crate::Config;
 use error::ApiError;
+use tokio_util::sync::CancellationToken;
 
 /// Everything a handler may need, cheap to clone.
 #[derive(Clone)]
@@ -37,6 +41,9 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub accounts: Accounts,
     pub relay: Relay,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled on shutdown: every WebSocket, SSE stream and long-poll ends promptly.
+    pub shutdown: CancellationToken,
 }
 
 #[derive(OpenApi)]
@@ -82,7 +89,22 @@ pub fn router(state: AppState) -> Router {
     let api_json: Arc<str> = api.to_json().unwrap_or_default().into();
     // Room for the JSON around a maximal payload; the payload itself is checked by the relay.
     let body_limit = state.config.max_payload_bytes + 16 * 1024;
+    let metrics = state.metrics.clone();
     router
+        .route("/ws/p2p/", get(ws::upgrade))
+        .route("/api/p2p/events/", get(events::events))
+        .route(
+            "/metrics",
+            get(|State(state): State<AppState>| async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    state.metrics.encode(),
+                )
+            }),
+        )
         .route(
             "/api/openapi.json",
             get(move || async move {
@@ -94,7 +116,10 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(error::log_rejections))
+        .layer(middleware::from_fn_with_state(
+            metrics,
+            error::log_rejections,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)

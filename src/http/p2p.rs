@@ -1,5 +1,7 @@
 //! `/api/p2p/*`: the guide's server relay (send and fetch signals) and the ICE server list.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -14,6 +16,7 @@ use super::extract::{lenient_id, lenient_optional_id, AppJson, AppPath, AppQuery
 use super::AppState;
 use crate::config::IceServer;
 use crate::domain::{ChatId, Seq, UserId};
+use crate::metrics::Transport;
 use crate::relay::OutgoingSignal;
 use crate::store::StoredSignal;
 
@@ -21,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(send_signal))
         .routes(routes!(get_signals))
+        .routes(routes!(acknowledge))
         .routes(routes!(ice_servers))
 }
 
@@ -49,6 +53,8 @@ pub struct SendSignalResponse {
     success: bool,
     /// How many recipients the signal was stored for.
     recipients: u32,
+    /// How many of them have a live push connection right now.
+    online: u32,
     signal_id: String,
 }
 
@@ -57,6 +63,22 @@ pub struct SignalsQuery {
     /// Cursor: acknowledge every signal with `seq <= after` and return the ones after it,
     /// without consuming them. Without it, returned signals are consumed (the guide's behaviour).
     after: Option<i64>,
+    /// Long-poll: when nothing is there, hold the request up to this many seconds (max 30)
+    /// until a signal arrives.
+    wait: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AckBody {
+    /// Acknowledge (consume) every signal of yours with `seq <= seq`, in all chats.
+    seq: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AckResponse {
+    success: bool,
+    /// How many signals this acknowledged that were not acknowledged before.
+    acknowledged: usize,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -107,6 +129,7 @@ async fn send_signal(
         Json(SendSignalResponse {
             success: true,
             recipients: outcome.recipients,
+            online: outcome.online,
             signal_id: outcome.signal_id,
         }),
     ))
@@ -128,13 +151,50 @@ async fn get_signals(
             "after must be a seq (0 or more)".to_owned(),
         ));
     }
-    let signals = state
-        .relay
-        .fetch(&current.user, ChatId(chat_id), query.after.map(Seq))
-        .await?;
+    let wait = match query.wait {
+        Some(w) if !w.is_finite() || w < 0.0 => {
+            return Err(ApiError::BadRequest(
+                "wait must be a number of seconds (0 to 30)".to_owned(),
+            ))
+        }
+        Some(w) => Duration::from_secs_f64(w).min(state.config.longpoll_max_wait),
+        None => Duration::ZERO,
+    };
+    let (chat, after) = (ChatId(chat_id), query.after.map(Seq));
+    let signals = if wait.is_zero() {
+        state
+            .relay
+            .fetch(&current.user, chat, after, Transport::Poll)
+            .await?
+    } else {
+        state
+            .relay
+            .fetch_waiting(&current.user, chat, after, wait, &state.shutdown)
+            .await?
+    };
     Ok(Json(SignalsResponse {
         success: true,
         signals,
+    }))
+}
+
+/// Acknowledge signals received over a push transport (SSE clients; WebSocket clients send an
+/// `ack` frame instead).
+#[utoipa::path(post, path = "/api/p2p/ack/", tag = "p2p", request_body = AckBody,
+    params(("X-CSRFToken" = String, Header, description = "The csrftoken cookie's value")),
+    responses((status = 200, body = AckResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn acknowledge(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    AppJson(body): AppJson<AckBody>,
+) -> Result<Json<AckResponse>, ApiError> {
+    if body.seq < 0 {
+        return Err(ApiError::BadRequest("seq must be 0 or more".to_owned()));
+    }
+    let acknowledged = state.relay.ack(current.user.id, Seq(body.seq)).await?;
+    Ok(Json(AckResponse {
+        success: true,
+        acknowledged,
     }))
 }
 

@@ -1,18 +1,31 @@
 //! The signal relay: the guide's `p2p_send_signal` / `p2p_get_signals`, made ordered,
 //! deduplicated and acknowledged.
 //!
-//! Every transport (HTTP now, push later) goes through [`Relay`], so validation, dedup by
-//! `signal_id`, expiry and the guide's `[P2P_SEND]` / `[P2P_GET]` log lines are the same on
-//! every path. It knows nothing of HTTP.
+//! Every transport (HTTP, WebSocket, SSE, long-poll) goes through [`Relay`], so validation,
+//! dedup by `signal_id`, expiry, rate limits, receipts and the guide's `[P2P_SEND]` /
+//! `[P2P_GET]` log lines are the same on every path. It knows nothing of HTTP: it stores, then
+//! publishes on the [`Bus`], and opens [`SignalStream`]s for push transports.
 
+mod receipts;
+mod stream;
+
+use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::value::RawValue;
 
+use crate::bus::Bus;
 use crate::clock::Clock;
 use crate::domain::{ChatId, Seq, SignalId, SignalType, UserId, ValidationError};
-use crate::store::{Appended, Chat, NewSignal, SignalQuery, Store, StoreError, StoredSignal, User};
+use crate::hub::{Hub, Push, TooManyConnections};
+use crate::metrics::{Metrics, Transport};
+use crate::store::{
+    Appended, Chat, Message, NewSignal, SignalQuery, Store, StoreError, StoredSignal, User,
+};
+pub use receipts::{Receipt, ReceiptStatus};
+pub use stream::{Outgoing, OutgoingKind, SignalStream};
 
 /// The limits the relay enforces.
 #[derive(Debug, Clone, Copy)]
@@ -20,6 +33,10 @@ pub struct RelayPolicy {
     pub call_signal_ttl: Duration,
     pub max_payload_bytes: usize,
     pub max_signals_per_fetch: u32,
+    /// Sustained signals per second one user may send.
+    pub send_rate_per_second: u32,
+    /// Signals one user may send at once before the rate applies.
+    pub send_burst: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +55,10 @@ pub enum RelayError {
     SelfAddressed,
     #[error("signal_id {0:?} was already used for a different signal")]
     SignalIdReused(String),
+    #[error("too many signals: slow down and retry in {} ms", .retry_after.as_millis())]
+    RateLimited { retry_after: Duration },
+    #[error(transparent)]
+    TooManyConnections(#[from] TooManyConnections),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -57,27 +78,91 @@ pub struct OutgoingSignal<'a> {
 pub struct SendOutcome {
     pub created: bool,
     pub recipients: u32,
+    /// How many recipients have a live push connection right now.
+    pub online: u32,
     pub signal_id: String,
 }
 
 #[derive(Clone)]
 pub struct Relay {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     policy: RelayPolicy,
+    hub: Hub,
+    bus: Arc<dyn Bus>,
+    metrics: Arc<Metrics>,
+    send_limiter: DefaultKeyedRateLimiter<UserId>,
+}
+
+/// What the relay is built from.
+pub struct RelayParts {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub policy: RelayPolicy,
+    pub hub: Hub,
+    pub bus: Arc<dyn Bus>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Relay {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: RelayPolicy) -> Self {
+    pub fn new(parts: RelayParts) -> Self {
+        let rate = NonZeroU32::new(parts.policy.send_rate_per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(parts.policy.send_burst).unwrap_or(rate);
         Self {
-            store,
-            clock,
-            policy,
+            shared: Arc::new(Shared {
+                send_limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+                store: parts.store,
+                clock: parts.clock,
+                policy: parts.policy,
+                hub: parts.hub,
+                bus: parts.bus,
+                metrics: parts.metrics,
+            }),
         }
     }
 
     pub fn policy(&self) -> RelayPolicy {
-        self.policy
+        self.shared.policy
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.shared.hub
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.shared.store.as_ref()
+    }
+
+    fn call_cutoff(&self) -> crate::domain::Timestamp {
+        self.shared
+            .clock
+            .now()
+            .minus(self.shared.policy.call_signal_ttl)
+    }
+
+    /// Refuses a send over the user's rate, saying when to retry.
+    fn check_rate(&self, sender: UserId) -> Result<(), RelayError> {
+        self.shared
+            .send_limiter
+            .check_key(&sender)
+            .map_err(|not_until| RelayError::RateLimited {
+                retry_after: not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                )),
+            })
+    }
+
+    /// Forgets rate-limit state of users idle long enough to be back at a full burst.
+    pub fn forget_idle_rate_limits(&self) {
+        self.shared.send_limiter.retain_recent();
     }
 
     /// Validates and stores one signal: one row per recipient (every other participant, or `to`).
@@ -86,17 +171,16 @@ impl Relay {
         sender: &User,
         signal: OutgoingSignal<'_>,
     ) -> Result<SendOutcome, RelayError> {
+        self.check_rate(sender.id)?;
         let kind = SignalType::parse(signal.kind)?;
         let signal_id = match signal.signal_id {
             Some(id) => SignalId::parse(id)?,
             None => SignalId::generate(),
         };
         let size = signal.payload.get().len();
-        if size > self.policy.max_payload_bytes {
-            return Err(RelayError::PayloadTooLarge {
-                size,
-                limit: self.policy.max_payload_bytes,
-            });
+        let limit = self.shared.policy.max_payload_bytes;
+        if size > limit {
+            return Err(RelayError::PayloadTooLarge { size, limit });
         }
         let chat = self.participant_chat(sender, signal.chat).await?;
         let recipients: Vec<UserId> = match signal.to {
@@ -112,8 +196,9 @@ impl Relay {
                 .filter(|&id| id != sender.id)
                 .collect(),
         };
+        let now = self.shared.clock.now();
         let appended = self
-            .store
+            .store()
             .append_signal(NewSignal {
                 chat: chat.id,
                 sender: sender.id,
@@ -123,11 +208,41 @@ impl Relay {
                 payload: signal.payload.get(),
                 to: signal.to,
                 recipients: &recipients,
-                now: self.clock.now(),
+                now,
             })
             .await?;
+        let online = recipients
+            .iter()
+            .filter(|&&r| self.shared.hub.is_online(r))
+            .count() as u32;
         match appended {
             Appended::Stored(deliveries) => {
+                let stored_at = Instant::now();
+                self.shared
+                    .metrics
+                    .signals_stored
+                    .inc_by(deliveries.len() as u64);
+                for delivery in &deliveries {
+                    let stored = StoredSignal {
+                        id: delivery.id,
+                        seq: delivery.seq,
+                        chat_id: chat.id,
+                        kind: kind.as_str().to_owned(),
+                        payload: signal.payload.to_owned(),
+                        sender: sender.clone(),
+                        signal_id: signal_id.as_str().to_owned(),
+                        created_at: now,
+                    };
+                    self.shared.bus.publish(
+                        delivery.recipient,
+                        Push::Signal {
+                            seq: delivery.seq,
+                            chat: chat.id,
+                            json: to_json(&stored),
+                            stored_at,
+                        },
+                    );
+                }
                 tracing::info!(
                     chat_id = %chat.id,
                     user_id = %sender.id,
@@ -142,6 +257,7 @@ impl Relay {
                 Ok(SendOutcome {
                     created: true,
                     recipients: deliveries.len() as u32,
+                    online,
                     signal_id: signal_id.as_str().to_owned(),
                 })
             }
@@ -152,6 +268,7 @@ impl Relay {
                 {
                     return Err(RelayError::SignalIdReused(signal_id.as_str().to_owned()));
                 }
+                self.shared.metrics.signals_deduplicated.inc();
                 tracing::info!(
                     chat_id = %chat.id,
                     user_id = %sender.id,
@@ -165,6 +282,7 @@ impl Relay {
                 Ok(SendOutcome {
                     created: false,
                     recipients: previous.recipients,
+                    online,
                     signal_id: signal_id.as_str().to_owned(),
                 })
             }
@@ -181,20 +299,13 @@ impl Relay {
         user: &User,
         chat: ChatId,
         after: Option<Seq>,
+        transport: Transport,
     ) -> Result<Vec<StoredSignal>, RelayError> {
         let chat = self.participant_chat(user, chat).await?;
-        let now = self.clock.now();
-        let query = SignalQuery {
-            recipient: user.id,
-            chat: chat.id,
-            now,
-            call_cutoff: now.minus(self.policy.call_signal_ttl),
-            limit: self.policy.max_signals_per_fetch,
-        };
-        let signals = match after {
-            None => self.store.take_signals(query).await?,
-            Some(after) => self.store.ack_and_fetch(query, after).await?,
-        };
+        let signals = self.fetch_in(user, &chat, after).await?;
+        self.shared
+            .metrics
+            .delivered(transport, signals.len() as u64);
         let message = format!(
             "[P2P_GET] Retrieved {} call signals for user {} ({}) in chat {}",
             signals.len(),
@@ -211,10 +322,159 @@ impl Relay {
         Ok(signals)
     }
 
+    async fn fetch_in(
+        &self,
+        user: &User,
+        chat: &Chat,
+        after: Option<Seq>,
+    ) -> Result<Vec<StoredSignal>, RelayError> {
+        let now = self.shared.clock.now();
+        let limit = self.shared.policy.max_signals_per_fetch;
+        match after {
+            None => {
+                let signals = self
+                    .store()
+                    .take_signals(SignalQuery {
+                        recipient: user.id,
+                        chat: chat.id,
+                        now,
+                        call_cutoff: self.call_cutoff(),
+                        limit,
+                    })
+                    .await?;
+                for signal in &signals {
+                    self.publish_receipt(Receipt::delivered_from(signal, user.id));
+                }
+                Ok(signals)
+            }
+            Some(after) => {
+                let acked = self
+                    .store()
+                    .ack(user.id, Some(chat.id), after, self.call_cutoff(), now)
+                    .await?;
+                self.publish_receipts(acked, ReceiptStatus::Delivered);
+                Ok(self
+                    .store()
+                    .fetch_after(user.id, Some(chat.id), after, self.call_cutoff(), limit)
+                    .await?)
+            }
+        }
+    }
+
+    /// Long-poll: like [`Relay::fetch`] with a cursor, but when nothing is there it waits up to
+    /// `wait` for a signal in this chat (or until `stop`), then looks again.
+    pub async fn fetch_waiting(
+        &self,
+        user: &User,
+        chat: ChatId,
+        after: Option<Seq>,
+        wait: Duration,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Result<Vec<StoredSignal>, RelayError> {
+        let chat = self.participant_chat(user, chat).await?;
+        // Registered before the first read: a signal stored in between wakes us up.
+        let mut subscription = self.shared.hub.subscribe(user.id, Transport::Longpoll)?;
+        let signals = self.fetch_in(user, &chat, after).await?;
+        if !signals.is_empty() {
+            self.shared
+                .metrics
+                .delivered(Transport::Longpoll, signals.len() as u64);
+            return Ok(signals);
+        }
+        let deadline = tokio::time::sleep(wait);
+        tokio::pin!(deadline);
+        let mut stored_at = None;
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                _ = stop.cancelled() => break,
+                push = subscription.recv() => match push {
+                    Some(Push::Signal { chat: c, stored_at: at, .. }) if c == chat.id => {
+                        stored_at = Some(at);
+                        break;
+                    }
+                    Some(_) => continue,
+                    None => break,
+                },
+            }
+        }
+        drop(subscription);
+        let signals = self.fetch_in(user, &chat, after).await?;
+        let metrics = &self.shared.metrics;
+        metrics.delivered(Transport::Longpoll, signals.len() as u64);
+        if let (Some(at), false) = (stored_at, signals.is_empty()) {
+            metrics.observe_latency(Transport::Longpoll, at);
+        }
+        if !signals.is_empty() {
+            tracing::info!(chat_id = %chat.id, user_id = %user.id,
+                "[P2P_GET] Retrieved {} call signals for user {} ({}) in chat {}",
+                signals.len(), user.id, user.display_name, chat.id);
+        }
+        Ok(signals)
+    }
+
+    /// Acknowledges every signal of `user` up to `upto`, in all chats (push transports).
+    pub async fn ack(&self, user: UserId, upto: Seq) -> Result<usize, RelayError> {
+        let now = self.shared.clock.now();
+        let acked = self
+            .store()
+            .ack(user, None, upto, self.call_cutoff(), now)
+            .await?;
+        let count = acked.len();
+        self.publish_receipts(acked, ReceiptStatus::Delivered);
+        Ok(count)
+    }
+
+    /// Opens a push stream for `user`: what is unacknowledged after `after`, then live signals.
+    pub async fn open_stream(
+        &self,
+        user: UserId,
+        transport: Transport,
+        after: Seq,
+    ) -> Result<SignalStream, RelayError> {
+        let subscription = self.shared.hub.subscribe(user, transport)?;
+        SignalStream::open(self.clone(), user, subscription, after).await
+    }
+
+    /// Marks call signals that expired unread, and tells their senders.
+    pub async fn sweep_expired(&self) -> Result<usize, StoreError> {
+        let expired = self
+            .store()
+            .mark_expired(self.call_cutoff(), self.shared.clock.now())
+            .await?;
+        let count = expired.len();
+        self.shared.metrics.signals_expired.inc_by(count as u64);
+        self.publish_receipts(expired, ReceiptStatus::Expired);
+        Ok(count)
+    }
+
+    /// Pushes a new chat message to every participant's connections.
+    pub fn publish_message(&self, chat: &Chat, message: &Message) {
+        let json = to_json(message);
+        for participant in &chat.participants {
+            self.shared
+                .bus
+                .publish(participant.id, Push::Message(json.clone()));
+        }
+    }
+
+    fn publish_receipts(&self, changed: Vec<crate::store::Acked>, status: ReceiptStatus) {
+        for acked in changed {
+            self.publish_receipt(Receipt::from_acked(acked, status));
+        }
+    }
+
+    fn publish_receipt(&self, receipt: Receipt) {
+        let to = receipt.sender;
+        self.shared
+            .bus
+            .publish(to, Push::Receipt(to_json(&receipt)));
+    }
+
     /// The chat, if it exists and `user` takes part in it.
     pub async fn participant_chat(&self, user: &User, chat: ChatId) -> Result<Chat, RelayError> {
         let chat = self
-            .store
+            .store()
             .chat(chat)
             .await?
             .ok_or(RelayError::ChatNotFound(chat))?;
@@ -224,4 +484,12 @@ impl Relay {
             Err(RelayError::NotParticipant(chat.id))
         }
     }
+}
+
+/// Serialises a record once, to be shared by every connection that receives it.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Arc<str> {
+    // Our records are plain data (strings, numbers, raw JSON): serialising cannot fail.
+    serde_json::to_string(value)
+        .unwrap_or_else(|_| "null".to_owned())
+        .into()
 }

@@ -4,6 +4,7 @@
 //! default. The store knows nothing of HTTP or sockets, and takes "now" as an argument so the
 //! caller's clock decides what has expired.
 
+pub mod metered;
 pub mod records;
 pub mod sqlite;
 
@@ -81,10 +82,31 @@ pub trait Store: Send + Sync + 'static {
     /// The guide's plain GET: the recipient's unconsumed, unexpired signals in `chat`, in `seq`
     /// order, marked consumed in the same transaction.
     async fn take_signals(&self, query: SignalQuery) -> StoreResult<Vec<StoredSignal>>;
-    /// The cursor GET: marks consumed what has `seq <= after` in `chat`, and returns the
-    /// unconsumed, unexpired signals after it without consuming them.
-    async fn ack_and_fetch(&self, query: SignalQuery, after: Seq)
-        -> StoreResult<Vec<StoredSignal>>;
+    /// Marks consumed the recipient's unconsumed signals with `seq <= upto` (in `chat` only, when
+    /// given) and returns what it marked, so senders can be told "delivered". Expired call
+    /// signals (created before `call_cutoff`) were never delivered, so they are left alone.
+    async fn ack(
+        &self,
+        recipient: UserId,
+        chat: Option<ChatId>,
+        upto: Seq,
+        call_cutoff: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Acked>>;
+    /// The recipient's unconsumed, unexpired signals with `seq > after` (in `chat` only, when
+    /// given), in `seq` order, without consuming them.
+    async fn fetch_after(
+        &self,
+        recipient: UserId,
+        chat: Option<ChatId>,
+        after: Seq,
+        call_cutoff: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredSignal>>;
+    /// Marks unconsumed call signals created before `call_cutoff` as expired (once each) and
+    /// returns them, so senders can be told "expired".
+    async fn mark_expired(&self, call_cutoff: Timestamp, now: Timestamp)
+        -> StoreResult<Vec<Acked>>;
     /// Deletes what the retention policy says is old. Idempotent, safe to run concurrently.
     async fn cleanup(&self, cutoffs: CleanupCutoffs) -> StoreResult<CleanupReport>;
 

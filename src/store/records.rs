@@ -151,6 +151,17 @@ pub struct StoredSignal {
     pub created_at: Timestamp,
 }
 
+/// A recipient's signal that changed state (acknowledged or expired): what its sender needs to
+/// know to get a receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acked {
+    pub sender: UserId,
+    pub recipient: UserId,
+    pub signal_id: String,
+    pub chat: ChatId,
+    pub seq: Seq,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct CleanupCutoffs {
     /// Consumed signals consumed before this are deleted.

@@ -83,6 +83,21 @@ fn signal_from(row: &SqliteRow) -> Result<StoredSignal, sqlx::Error> {
     })
 }
 
+fn acked_from(rows: &[SqliteRow]) -> StoreResult<Vec<Acked>> {
+    rows.iter()
+        .map(|row| {
+            Ok(Acked {
+                sender: UserId(row.try_get("sender_id")?),
+                recipient: UserId(row.try_get("recipient_id")?),
+                signal_id: row.try_get("signal_id")?,
+                chat: ChatId(row.try_get("chat_id")?),
+                seq: Seq(row.try_get("seq")?),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(db)
+}
+
 /// Groups `chat JOIN participant` rows (ordered by chat) into chats.
 fn chats_from(rows: &[SqliteRow]) -> Result<Vec<Chat>, sqlx::Error> {
     let mut chats: Vec<Chat> = Vec::new();
@@ -495,30 +510,49 @@ impl Store for SqliteStore {
         Ok(signals)
     }
 
-    async fn ack_and_fetch(
+    async fn ack(
         &self,
-        query: SignalQuery,
-        after: Seq,
-    ) -> StoreResult<Vec<StoredSignal>> {
-        sqlx::query(
-            "UPDATE signals SET consumed_at = ?4 WHERE recipient_id = ?1 AND chat_id = ?2 \
-             AND seq <= ?3 AND consumed_at IS NULL",
+        recipient: UserId,
+        chat: Option<ChatId>,
+        upto: Seq,
+        call_cutoff: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Acked>> {
+        let rows = sqlx::query(
+            "UPDATE signals SET consumed_at = ?4 WHERE recipient_id = ?1 \
+             AND (?2 IS NULL OR chat_id = ?2) AND seq <= ?3 AND consumed_at IS NULL \
+             AND (is_call = 0 OR created_at >= ?5) \
+             RETURNING sender_id, recipient_id, signal_id, chat_id, seq",
         )
-        .bind(query.recipient.0)
-        .bind(query.chat.0)
-        .bind(after.0)
-        .bind(query.now.millis())
-        .execute(&self.writer)
+        .bind(recipient.0)
+        .bind(chat.map(|c| c.0))
+        .bind(upto.0)
+        .bind(now.millis())
+        .bind(call_cutoff.millis())
+        .fetch_all(&self.writer)
         .await
         .map_err(db)?;
+        acked_from(&rows)
+    }
+
+    async fn fetch_after(
+        &self,
+        recipient: UserId,
+        chat: Option<ChatId>,
+        after: Seq,
+        call_cutoff: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredSignal>> {
         let rows = sqlx::query(&format!(
-            "{SIGNAL_COLUMNS} WHERE {DELIVERABLE} AND s.seq > ?4 ORDER BY s.seq LIMIT ?5"
+            "{SIGNAL_COLUMNS} WHERE s.recipient_id = ?1 AND (?2 IS NULL OR s.chat_id = ?2) \
+             AND s.consumed_at IS NULL AND (s.is_call = 0 OR s.created_at >= ?3) \
+             AND s.seq > ?4 ORDER BY s.seq LIMIT ?5"
         ))
-        .bind(query.recipient.0)
-        .bind(query.chat.0)
-        .bind(query.call_cutoff.millis())
+        .bind(recipient.0)
+        .bind(chat.map(|c| c.0))
+        .bind(call_cutoff.millis())
         .bind(after.0)
-        .bind(i64::from(query.limit))
+        .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await
         .map_err(db)?;
@@ -526,6 +560,24 @@ impl Store for SqliteStore {
             .map(signal_from)
             .collect::<Result<Vec<_>, _>>()
             .map_err(db)
+    }
+
+    async fn mark_expired(
+        &self,
+        call_cutoff: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Acked>> {
+        let rows = sqlx::query(
+            "UPDATE signals SET expired_at = ?2 WHERE is_call = 1 AND consumed_at IS NULL \
+             AND expired_at IS NULL AND created_at < ?1 \
+             RETURNING sender_id, recipient_id, signal_id, chat_id, seq",
+        )
+        .bind(call_cutoff.millis())
+        .bind(now.millis())
+        .fetch_all(&self.writer)
+        .await
+        .map_err(db)?;
+        acked_from(&rows)
     }
 
     async fn cleanup(&self, cutoffs: CleanupCutoffs) -> StoreResult<CleanupReport> {

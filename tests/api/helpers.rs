@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 pub struct TestApp {
     pub address: String,
+    pub metrics: Arc<switchboard::metrics::Metrics>,
     pub clock: ManualClock,
     pub store: Arc<dyn Store>,
     pub config: Config,
@@ -49,10 +50,12 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         .expect("app builds");
     let address = format!("http://{}", app.local_addr());
     let store = app.store();
+    let metrics = app.metrics();
     let shutdown = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        metrics,
         clock,
         store,
         config,
@@ -63,6 +66,16 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 impl TestApp {
+    /// Stops the server the way Ctrl-C does.
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Calls made into the store so far.
+    pub fn store_queries(&self) -> u64 {
+        self.metrics.store_queries.get()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -74,6 +87,7 @@ impl TestApp {
             username: String::new(),
             client: client(),
             csrf: String::new(),
+            cookie: String::new(),
             base: self.address.clone(),
         }
     }
@@ -82,12 +96,23 @@ impl TestApp {
     pub async fn register(&self, name: &str) -> TestUser {
         let mut user = self.anonymous();
         let display = format!("{}{}", name[..1].to_uppercase(), &name[1..]);
-        let (status, body) = user
-            .post_unchecked(
-                "/api/auth/register",
-                json!({"username": name, "password": password_of(name), "display_name": display}),
+        let response = user
+            .client
+            .post(self.url("/api/auth/register"))
+            .json(
+                &json!({"username": name, "password": password_of(name), "display_name": display}),
             )
-            .await;
+            .send()
+            .await
+            .unwrap();
+        user.cookie = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let (status, body) = read(response).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         user.id = body["user"]["id"].as_i64().unwrap();
         user.username = name.to_owned();
@@ -138,6 +163,8 @@ pub struct TestUser {
     pub username: String,
     pub client: reqwest::Client,
     pub csrf: String,
+    /// The `Cookie` header value, for clients other than `client` (WebSocket, SSE).
+    pub cookie: String,
     pub base: String,
 }
 
@@ -192,6 +219,20 @@ impl TestUser {
             .await
             .unwrap();
         read(response).await
+    }
+
+    pub async fn send_with_id(
+        &self,
+        chat: i64,
+        kind: &str,
+        payload: Value,
+        signal_id: &str,
+    ) -> (StatusCode, Value) {
+        self.post(
+            "/api/p2p/send-signal/",
+            json!({"chat_id": chat, "type": kind, "payload": payload, "signal_id": signal_id}),
+        )
+        .await
     }
 
     pub async fn send_signal(&self, chat: i64, kind: &str, payload: Value) -> (StatusCode, Value) {

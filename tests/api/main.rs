@@ -6,5 +6,7 @@ mod chats;
 mod cli;
 mod expiry;
 mod helpers;
+mod push_clients;
+mod realtime;
 mod relay;
 mod validation;

@@ -121,7 +121,7 @@ async fn the_same_signal_id_is_stored_once() {
     assert_eq!(first, second);
     assert_eq!(
         second,
-        json!({"success": true, "recipients": 1, "signal_id": "offer-1"})
+        json!({"success": true, "recipients": 1, "online": 0, "signal_id": "offer-1"})
     );
     assert_eq!(app.stored_signals().await, 1);
     assert_eq!(bob.signals(chat, None).await.len(), 1);

@@ -1,0 +1,280 @@
+//! `GET /ws/p2p/`: the WebSocket transport. One connection per tab, all of the user's chats.
+//! The protocol (version 1) is written down in `docs/PROTOCOL.md`.
+
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+
+use super::error::ApiError;
+use super::extract::{check_origin, lenient_optional_id, AppQuery, CurrentUser};
+use super::AppState;
+use crate::domain::{ChatId, Seq, UserId};
+use crate::metrics::Transport;
+use crate::relay::{OutgoingKind, OutgoingSignal, RelayError, SignalStream};
+use crate::store::User;
+
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Close codes the client acts on (see docs/PROTOCOL.md).
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_INTERNAL: u16 = 1011;
+/// The client read too slowly; reconnect and resume from the cursor.
+const CLOSE_OVERFLOW: u16 = 4008;
+/// No frame or pong within the idle timeout.
+const CLOSE_IDLE: u16 = 4000;
+
+#[derive(Debug, Deserialize)]
+pub struct ResumeQuery {
+    /// The last seq the client processed; the server resends everything unacknowledged after it.
+    last_seq: Option<i64>,
+}
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    headers: HeaderMap,
+    AppQuery(query): AppQuery<ResumeQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    check_origin(&headers, &state.config.allowed_origins)?;
+    let ws = ws.map_err(|e| ApiError::BadRequest(format!("expected a WebSocket upgrade: {e}")))?;
+    let after = Seq(query.last_seq.unwrap_or(0).max(0));
+    let stream = state
+        .relay
+        .open_stream(current.user.id, Transport::Websocket, after)
+        .await?;
+    let max_frame = state.config.max_payload_bytes + 16 * 1024;
+    Ok(ws
+        .max_message_size(max_frame)
+        .on_upgrade(move |socket| session(socket, stream, state, current.user, after)))
+}
+
+/// A frame a client sends. One flat struct rather than a tagged enum: serde cannot keep a
+/// `RawValue` (the payload, forwarded verbatim) inside an internally tagged enum.
+#[derive(Debug, Deserialize)]
+struct ClientFrame {
+    op: String,
+    #[serde(rename = "ref")]
+    reference: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "lenient_optional_id")]
+    chat_id: Option<i64>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    payload: Option<Box<RawValue>>,
+    signal_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient_optional_id")]
+    to: Option<i64>,
+    seq: Option<i64>,
+}
+
+async fn session(
+    socket: WebSocket,
+    mut stream: SignalStream,
+    state: AppState,
+    user: User,
+    after: Seq,
+) {
+    let (mut sink, mut source) = socket.split();
+    let config = state.config.clone();
+    let shutdown = state.shutdown.clone();
+    let welcome =
+        json!({"op": "welcome", "v": PROTOCOL_VERSION, "user": user, "last_seq": after.0});
+    if sink.send(text(welcome.to_string())).await.is_err() {
+        return;
+    }
+    let mut ping = tokio::time::interval_at(
+        Instant::now() + config.ws_ping_interval,
+        config.ws_ping_interval,
+    );
+    let mut last_heard = Instant::now();
+    let close = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break Some((CLOSE_GOING_AWAY, "server shutting down")),
+            outgoing = stream.next() => match outgoing {
+                Ok(Some(outgoing)) => {
+                    let frame = match outgoing.kind {
+                        OutgoingKind::Signal(_) => format!(r#"{{"op":"signal","signal":{}}}"#, outgoing.json),
+                        OutgoingKind::Receipt => format!(r#"{{"op":"receipt","receipt":{}}}"#, outgoing.json),
+                        OutgoingKind::Message => format!(r#"{{"op":"message","message":{}}}"#, outgoing.json),
+                    };
+                    if sink.send(text(frame)).await.is_err() {
+                        break None;
+                    }
+                    if let OutgoingKind::Signal(_) = outgoing.kind {
+                        let metrics = state.relay.metrics();
+                        metrics.delivered(Transport::Websocket, 1);
+                        if let Some(stored_at) = outgoing.stored_at {
+                            metrics.observe_latency(Transport::Websocket, stored_at);
+                        }
+                    }
+                }
+                Ok(None) => break Some((CLOSE_OVERFLOW, "too slow: reconnect and resume from your last seq")),
+                Err(err) => {
+                    tracing::error!(error = ?err, user_id = %user.id, "push stream failed");
+                    break Some((CLOSE_INTERNAL, "store unavailable: reconnect and resume"));
+                }
+            },
+            frame = source.next() => match frame {
+                Some(Ok(Message::Text(body))) => {
+                    last_heard = Instant::now();
+                    if let Some(reply) = handle_frame(&state, &user, body.as_str()).await {
+                        if sink.send(text(reply)).await.is_err() {
+                            break None;
+                        }
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let reply = error_frame(None, 400, "binary frames are not supported: send JSON text", None);
+                    if sink.send(text(reply)).await.is_err() {
+                        break None;
+                    }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_heard = Instant::now(),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > config.ws_idle_timeout {
+                    break Some((CLOSE_IDLE, "no heartbeat: connection presumed dead"));
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some((code, reason)) = close {
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            })))
+            .await;
+    }
+    let _ = sink.close().await;
+    tracing::debug!(user_id = %user.id, cursor = stream.cursor().0, "websocket closed");
+}
+
+fn text(body: String) -> Message {
+    Message::Text(body.into())
+}
+
+/// Handles one client frame; returns the reply to send, if any.
+async fn handle_frame(state: &AppState, user: &User, body: &str) -> Option<String> {
+    let frame: ClientFrame = match serde_json::from_str(body) {
+        Ok(frame) => frame,
+        Err(err) => {
+            // Echo the ref if the frame is JSON at all, so the client can match the error.
+            let reference = serde_json::from_str::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v.get("ref").cloned());
+            return Some(error_frame(
+                reference,
+                400,
+                &format!("invalid frame: {err}"),
+                None,
+            ));
+        }
+    };
+    let reference = frame.reference.clone();
+    match frame.op.as_str() {
+        "ping" => Some(r#"{"op":"pong"}"#.to_owned()),
+        "ack" => match frame.seq {
+            Some(seq) if seq >= 0 => match state.relay.ack(user.id, Seq(seq)).await {
+                Ok(_) => None,
+                Err(err) => Some(relay_error_frame(reference, err)),
+            },
+            _ => Some(error_frame(
+                reference,
+                400,
+                "ack needs seq (0 or more)",
+                None,
+            )),
+        },
+        "send" => {
+            let (Some(chat_id), Some(kind), Some(payload)) =
+                (frame.chat_id, &frame.kind, &frame.payload)
+            else {
+                return Some(error_frame(
+                    reference,
+                    400,
+                    "send needs chat_id, type and payload",
+                    None,
+                ));
+            };
+            let result = state
+                .relay
+                .send(
+                    user,
+                    OutgoingSignal {
+                        chat: ChatId(chat_id),
+                        kind,
+                        payload,
+                        signal_id: frame.signal_id.as_deref(),
+                        to: frame.to.map(UserId),
+                    },
+                )
+                .await;
+            Some(match result {
+                Ok(outcome) => json!({
+                    "op": "sent",
+                    "ref": reference,
+                    "created": outcome.created,
+                    "recipients": outcome.recipients,
+                    "online": outcome.online,
+                    "signal_id": outcome.signal_id,
+                })
+                .to_string(),
+                Err(err) => relay_error_frame(reference, err),
+            })
+        }
+        other => Some(error_frame(
+            reference,
+            400,
+            &format!("unknown op {other:?}: expected send, ack or ping"),
+            None,
+        )),
+    }
+}
+
+fn relay_error_frame(reference: Option<serde_json::Value>, err: RelayError) -> String {
+    let retry_after = match &err {
+        RelayError::RateLimited { retry_after } => Some(*retry_after),
+        _ => None,
+    };
+    let error = ApiError::from(err);
+    tracing::warn!(
+        status = error.status().as_u16(),
+        "[P2P_SEND] Rejected WebSocket frame: {error}"
+    );
+    error_frame(
+        reference,
+        error.status().as_u16(),
+        &error.to_string(),
+        retry_after,
+    )
+}
+
+fn error_frame(
+    reference: Option<serde_json::Value>,
+    status: u16,
+    message: &str,
+    retry_after: Option<Duration>,
+) -> String {
+    json!({
+        "op": "error",
+        "ref": reference,
+        "status": status,
+        "error": message,
+        "retry_after_ms": retry_after.map(|d| d.as_millis() as u64),
+    })
+    .to_string()
+}

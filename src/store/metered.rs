@@ -1,0 +1,60 @@
+//! A [`Store`] decorator that counts every call, so `/metrics` (and the tests) can show that an
+//! idle connected client costs no store query.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use prometheus_client::metrics::counter::Counter;
+
+use super::*;
+
+pub struct Metered {
+    inner: Arc<dyn Store>,
+    queries: Counter,
+}
+
+impl Metered {
+    pub fn new(inner: Arc<dyn Store>, queries: Counter) -> Self {
+        Self { inner, queries }
+    }
+}
+
+macro_rules! metered {
+    ($( fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
+        #[async_trait]
+        impl Store for Metered {
+            $(
+                async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    self.queries.inc();
+                    self.inner.$name($($arg),*).await
+                }
+            )*
+        }
+    };
+}
+
+metered! {
+    fn ping(&self) -> StoreResult<()>;
+    fn create_user(&self, new: NewUser<'_>) -> StoreResult<User>;
+    fn set_password(&self, user: UserId, password_hash: &str) -> StoreResult<()>;
+    fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>>;
+    fn users_by_username(&self, usernames: &[String]) -> StoreResult<Vec<User>>;
+    fn list_users(&self) -> StoreResult<Vec<User>>;
+    fn create_session(&self, new: NewSession<'_>) -> StoreResult<()>;
+    fn session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Session>>;
+    fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+    fn create_chat(&self, new: NewChat<'_>) -> StoreResult<Chat>;
+    fn direct_chat(&self, a: UserId, b: UserId) -> StoreResult<Option<Chat>>;
+    fn chat(&self, id: ChatId) -> StoreResult<Option<Chat>>;
+    fn chats_of(&self, user: UserId) -> StoreResult<Vec<Chat>>;
+    fn add_message(&self, new: NewMessage<'_>) -> StoreResult<Message>;
+    fn messages(&self, chat: ChatId, before: Option<i64>, limit: u32) -> StoreResult<Vec<Message>>;
+    fn append_signal(&self, new: NewSignal<'_>) -> StoreResult<Appended>;
+    fn take_signals(&self, query: SignalQuery) -> StoreResult<Vec<StoredSignal>>;
+    fn ack(&self, recipient: UserId, chat: Option<ChatId>, upto: Seq, call_cutoff: Timestamp, now: Timestamp) -> StoreResult<Vec<Acked>>;
+    fn fetch_after(&self, recipient: UserId, chat: Option<ChatId>, after: Seq, call_cutoff: Timestamp, limit: u32) -> StoreResult<Vec<StoredSignal>>;
+    fn mark_expired(&self, call_cutoff: Timestamp, now: Timestamp) -> StoreResult<Vec<Acked>>;
+    fn cleanup(&self, cutoffs: CleanupCutoffs) -> StoreResult<CleanupReport>;
+    fn inspect(&self, filter: &InspectFilter) -> StoreResult<Inspection>;
+    fn signals_since(&self, filter: &InspectFilter, after_id: i64) -> StoreResult<Vec<SignalRow>>;
+}
