@@ -3,6 +3,7 @@
 //! Routes are registered through `utoipa_axum`, so `/api/openapi.json` is generated from the
 //! very handlers that serve them and cannot drift.
 
+pub mod assets;
 pub mod auth;
 pub mod chats;
 pub mod error;
@@ -91,6 +92,8 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_payload_bytes + 16 * 1024;
     let metrics = state.metrics.clone();
     router
+        .route("/", get(assets::index))
+        .route("/static/{*path}", get(assets::file))
         .route("/ws/p2p/", get(ws::upgrade))
         .route("/api/p2p/events/", get(events::events))
         .route(
