@@ -54,7 +54,7 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::default());
-        let store = store::connect(&config.database_url)
+        let store = store::connect(&config.database_url, config.database_max_connections)
             .await
             .map_err(|source| StartError::Store {
                 url: config.database_url.clone(),

@@ -18,6 +18,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where everything is stored. Default `sqlite://switchboard.db` (created if missing).
     pub database_url: String,
+    /// Most connections to PostgreSQL per node (SQLite uses one writer and four readers).
+    /// Default `16`.
+    pub database_max_connections: u32,
     /// Whether anyone may create an account with `POST /api/auth/register`. Default `true`.
     pub open_registration: bool,
     /// How long a session cookie stays valid. Default `14days`.
@@ -99,6 +102,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             database_url: "sqlite://switchboard.db".to_owned(),
+            database_max_connections: 16,
             open_registration: true,
             session_ttl: Duration::from_secs(14 * 24 * 3600),
             cookie_secure: false,

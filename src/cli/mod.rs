@@ -103,7 +103,7 @@ async fn open(
     crate::auth::Accounts,
 )> {
     use anyhow::Context;
-    let store = crate::store::connect(&config.database_url)
+    let store = crate::store::connect(&config.database_url, 2)
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
     let accounts = crate::auth::Accounts::new(

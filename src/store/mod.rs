@@ -5,7 +5,10 @@
 //! caller's clock decides what has expired.
 
 pub mod metered;
+pub mod postgres;
 pub mod records;
+mod rows;
+mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -24,7 +27,7 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed")]
     Migration(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
 }
 
@@ -32,9 +35,11 @@ impl StoreError {
     /// Connection-level failures mean "try again later" (503), not a bug (500).
     pub(crate) fn classify(err: sqlx::Error) -> Self {
         match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                Self::Unavailable(err)
-            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => Self::Unavailable(err),
             other => Self::Database(other),
         }
     }
@@ -120,11 +125,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<SignalRow>>;
 }
 
-/// Opens the store a database URL names, applying migrations.
-pub async fn connect(url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
+/// Opens the store a database URL names (`sqlite:` or `postgres:`), applying migrations.
+pub async fn connect(url: &str, max_connections: u32) -> StoreResult<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(
             sqlite::SqliteStore::connect(url).await?,
+        ))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(std::sync::Arc::new(
+            postgres::PostgresStore::connect(url, max_connections).await?,
         ))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))

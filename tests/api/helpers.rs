@@ -19,6 +19,7 @@ pub struct TestApp {
     pub database_url: String,
     shutdown: CancellationToken,
     _dir: TempDir,
+    _postgres: Option<TestDatabase>,
 }
 
 impl Drop for TestApp {
@@ -37,7 +38,11 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         switchboard::telemetry::init(switchboard::config::LogFormat::Text);
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let postgres = TestDatabase::create().await;
+    let database_url = match &postgres {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("test.db").display()),
+    };
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: database_url.clone(),
@@ -62,6 +67,61 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         database_url,
         shutdown,
         _dir: dir,
+        _postgres: postgres,
+    }
+}
+
+/// The PostgreSQL server the store suite runs against when `SWITCHBOARD_TEST_STORE=postgres`.
+pub const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A database of its own for one test, dropped when the test ends.
+pub struct TestDatabase {
+    pub url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// `Some` when the suite runs against PostgreSQL (`SWITCHBOARD_TEST_STORE=postgres`).
+    pub async fn create() -> Option<Self> {
+        if std::env::var("SWITCHBOARD_TEST_STORE").as_deref() != Ok("postgres") {
+            return None;
+        }
+        let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(POSTGRES_ADMIN_URL)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, database test) must be running");
+        sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        Some(Self {
+            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            name,
+        })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside async code: a thread of its own with a small runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                if let Ok(mut admin) =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(POSTGRES_ADMIN_URL).await
+                {
+                    let _ = sqlx::Executor::execute(
+                        &mut admin,
+                        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                    )
+                    .await;
+                }
+            });
+        })
+        .join();
     }
 }
 

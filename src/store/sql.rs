@@ -1,0 +1,552 @@
+//! The `Store` implementation shared by SQLite and PostgreSQL.
+//!
+//! The SQL is written once, in the subset both databases speak (`$N` parameters, `RETURNING`,
+//! `ON CONFLICT`, `CAST`), and [`sql_store!`] expands the same method bodies for each backend's
+//! pool type — sqlx's traits are per database, so a macro is simpler than a generic with a
+//! dozen `Encode`/`Decode` bounds. The two differences are parameters of the macro: the row lock
+//! a consuming read needs on PostgreSQL, and nothing else.
+
+/// Deliverable = unconsumed and not an expired call signal ($1 recipient, $2 chat or NULL,
+/// $3 call cutoff).
+pub const DELIVERABLE: &str =
+    "s.recipient_id = $1 AND (CAST($2 AS BIGINT) IS NULL OR s.chat_id = $2) \
+     AND s.consumed_at IS NULL AND (s.is_call = FALSE OR s.created_at >= $3)";
+
+pub const SIGNAL_COLUMNS: &str = "SELECT s.id, s.seq, s.chat_id, s.kind, s.payload, s.signal_id, \
+     s.created_at, u.id AS sender_id, u.username AS sender_username, \
+     u.display_name AS sender_display_name \
+     FROM signals s JOIN users u ON u.id = s.sender_id";
+
+pub const CHAT_COLUMNS: &str = "SELECT c.id AS chat_id, c.title, c.created_at, \
+     u.id AS user_id, u.username AS user_username, u.display_name AS user_display_name \
+     FROM chats c JOIN chat_participants p ON p.chat_id = c.id JOIN users u ON u.id = p.user_id";
+
+pub const INSPECT_FILTER: &str = "(CAST($1 AS BIGINT) IS NULL OR s.chat_id = $1) \
+     AND (CAST($2 AS BIGINT) IS NULL OR s.sender_id = $2 OR s.recipient_id = $2)";
+
+pub const INSPECT_COLUMNS: &str = "SELECT s.id, s.seq, s.chat_id, s.kind, s.is_call, \
+     su.username AS sender, ru.username AS receiver, s.created_at, s.consumed_at, \
+     CAST(length(s.payload) AS BIGINT) AS bytes \
+     FROM signals s JOIN users su ON su.id = s.sender_id JOIN users ru ON ru.id = s.recipient_id";
+
+pub const ACKED_COLUMNS: &str = "RETURNING sender_id, recipient_id, signal_id, chat_id, seq";
+
+/// Cleanup deletes in batches so a big backlog never holds locks for long.
+pub const CLEANUP_BATCH: i64 = 5_000;
+
+pub const CLEANUP_CONSUMED: &str = "DELETE FROM signals WHERE id IN (SELECT id FROM signals \
+     WHERE consumed_at IS NOT NULL AND consumed_at < $1 LIMIT $2)";
+pub const CLEANUP_STALE: &str =
+    "DELETE FROM signals WHERE id IN (SELECT id FROM signals WHERE created_at < $1 LIMIT $2)";
+pub const CLEANUP_SENDS: &str = "DELETE FROM signal_sends WHERE (sender_id, signal_id) IN \
+     (SELECT sender_id, signal_id FROM signal_sends WHERE created_at < $1 LIMIT $2)";
+pub const CLEANUP_SESSIONS: &str = "DELETE FROM sessions WHERE token_hash IN \
+     (SELECT token_hash FROM sessions WHERE expires_at < $1 LIMIT $2)";
+
+/// Implements [`Store`](super::Store) for `$store`, whose `writer` and `reader` fields are
+/// `sqlx::Pool<$db>`; `$lock` is appended to the read that precedes a consuming update.
+macro_rules! sql_store {
+    ($store:ty, $db:ty, $lock:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db)?;
+                Ok(())
+            }
+
+            async fn create_user(&self, new: NewUser<'_>) -> StoreResult<User> {
+                let result = sqlx::query_scalar::<$db, i64>(
+                    "INSERT INTO users (username, display_name, password_hash, created_at) \
+                     VALUES ($1, $2, $3, $4) RETURNING id",
+                )
+                .bind(new.username)
+                .bind(new.display_name)
+                .bind(new.password_hash)
+                .bind(new.now.millis())
+                .fetch_one(&self.writer)
+                .await;
+                match result {
+                    Ok(id) => Ok(User {
+                        id: UserId(id),
+                        username: new.username.to_owned(),
+                        display_name: new.display_name.to_owned(),
+                    }),
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        Err(StoreError::UsernameTaken)
+                    }
+                    Err(e) => Err(db(e)),
+                }
+            }
+
+            async fn set_password(&self, user: UserId, password_hash: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                    .bind(password_hash)
+                    .bind(user.0)
+                    .execute(&self.writer)
+                    .await
+                    .map_err(db)?;
+                Ok(())
+            }
+
+            async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>> {
+                let row = sqlx::query_as::<$db, CredentialsRow>(
+                    "SELECT id, username, display_name, password_hash FROM users WHERE username = $1",
+                )
+                .bind(username)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db)?;
+                Ok(row.map(|row| Credentials {
+                    user: row.user.into(),
+                    password_hash: row.password_hash,
+                }))
+            }
+
+            async fn users_by_username(&self, usernames: &[String]) -> StoreResult<Vec<User>> {
+                if usernames.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let placeholders: Vec<String> =
+                    (1..=usernames.len()).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT id, username, display_name FROM users WHERE username IN ({}) ORDER BY id",
+                    placeholders.join(", ")
+                );
+                let mut query = sqlx::query_as::<$db, UserRow>(&sql);
+                for name in usernames {
+                    query = query.bind(name);
+                }
+                Ok(all(query.fetch_all(&self.reader).await.map_err(db)?))
+            }
+
+            async fn list_users(&self) -> StoreResult<Vec<User>> {
+                let rows = sqlx::query_as::<$db, UserRow>(
+                    "SELECT id, username, display_name FROM users ORDER BY id",
+                )
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db)?;
+                Ok(all(rows))
+            }
+
+            async fn create_session(&self, new: NewSession<'_>) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(new.token_hash)
+                .bind(new.user.0)
+                .bind(new.csrf_token)
+                .bind(new.now.millis())
+                .bind(new.expires_at.millis())
+                .execute(&self.writer)
+                .await
+                .map_err(db)?;
+                Ok(())
+            }
+
+            async fn session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Session>> {
+                let row = sqlx::query_as::<$db, SessionRow>(
+                    "SELECT s.csrf_token, u.id, u.username, u.display_name \
+                     FROM sessions s JOIN users u ON u.id = s.user_id \
+                     WHERE s.token_hash = $1 AND s.expires_at > $2",
+                )
+                .bind(token_hash)
+                .bind(now.millis())
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db)?;
+                Ok(row.map(|row| Session {
+                    user: row.user.into(),
+                    csrf_token: row.csrf_token,
+                }))
+            }
+
+            async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .execute(&self.writer)
+                    .await
+                    .map_err(db)?;
+                Ok(())
+            }
+
+            async fn create_chat(&self, new: NewChat<'_>) -> StoreResult<Chat> {
+                let mut tx = self.writer.begin().await.map_err(db)?;
+                let chat_id = sqlx::query_scalar::<$db, i64>(
+                    "INSERT INTO chats (title, created_by, created_at) VALUES ($1, $2, $3) RETURNING id",
+                )
+                .bind(new.title)
+                .bind(new.creator.0)
+                .bind(new.now.millis())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+                for participant in new.participants {
+                    sqlx::query("INSERT INTO chat_participants (chat_id, user_id) VALUES ($1, $2)")
+                        .bind(chat_id)
+                        .bind(participant.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                }
+                let rows = sqlx::query_as::<$db, ChatMemberRow>(&format!(
+                    "{CHAT_COLUMNS} WHERE c.id = $1 ORDER BY u.id"
+                ))
+                .bind(chat_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+                tx.commit().await.map_err(db)?;
+                chats_from(rows)
+                    .pop()
+                    .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+            }
+
+            async fn direct_chat(&self, a: UserId, b: UserId) -> StoreResult<Option<Chat>> {
+                let id = sqlx::query_scalar::<$db, i64>(
+                    "SELECT c.id FROM chats c WHERE c.title IS NULL \
+                     AND (SELECT COUNT(*) FROM chat_participants p WHERE p.chat_id = c.id) = 2 \
+                     AND EXISTS (SELECT 1 FROM chat_participants p WHERE p.chat_id = c.id AND p.user_id = $1) \
+                     AND EXISTS (SELECT 1 FROM chat_participants p WHERE p.chat_id = c.id AND p.user_id = $2) \
+                     ORDER BY c.id LIMIT 1",
+                )
+                .bind(a.0)
+                .bind(b.0)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db)?;
+                match id {
+                    Some(id) => self.chat(ChatId(id)).await,
+                    None => Ok(None),
+                }
+            }
+
+            async fn chat(&self, id: ChatId) -> StoreResult<Option<Chat>> {
+                let rows = sqlx::query_as::<$db, ChatMemberRow>(&format!(
+                    "{CHAT_COLUMNS} WHERE c.id = $1 ORDER BY u.id"
+                ))
+                .bind(id.0)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db)?;
+                Ok(chats_from(rows).pop())
+            }
+
+            async fn chats_of(&self, user: UserId) -> StoreResult<Vec<Chat>> {
+                let rows = sqlx::query_as::<$db, ChatMemberRow>(&format!(
+                    "{CHAT_COLUMNS} WHERE c.id IN \
+                     (SELECT chat_id FROM chat_participants WHERE user_id = $1) ORDER BY c.id DESC, u.id"
+                ))
+                .bind(user.0)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db)?;
+                Ok(chats_from(rows))
+            }
+
+            async fn add_message(&self, new: NewMessage<'_>) -> StoreResult<Message> {
+                let id = sqlx::query_scalar::<$db, i64>(
+                    "INSERT INTO messages (chat_id, sender_id, body, created_at) \
+                     VALUES ($1, $2, $3, $4) RETURNING id",
+                )
+                .bind(new.chat.0)
+                .bind(new.sender.id.0)
+                .bind(new.body)
+                .bind(new.now.millis())
+                .fetch_one(&self.writer)
+                .await
+                .map_err(db)?;
+                Ok(Message {
+                    id: MessageId(id),
+                    chat_id: new.chat,
+                    sender: new.sender.clone(),
+                    body: new.body.to_owned(),
+                    created_at: new.now,
+                })
+            }
+
+            async fn messages(
+                &self,
+                chat: ChatId,
+                before: Option<i64>,
+                limit: u32,
+            ) -> StoreResult<Vec<Message>> {
+                let rows = sqlx::query_as::<$db, MessageRow>(
+                    "SELECT m.id, m.chat_id, m.body, m.created_at, u.id AS sender_id, \
+                     u.username AS sender_username, u.display_name AS sender_display_name \
+                     FROM messages m JOIN users u ON u.id = m.sender_id \
+                     WHERE m.chat_id = $1 AND (CAST($2 AS BIGINT) IS NULL OR m.id < $2) \
+                     ORDER BY m.id DESC LIMIT $3",
+                )
+                .bind(chat.0)
+                .bind(before)
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db)?;
+                let mut messages: Vec<Message> = all(rows);
+                messages.reverse();
+                Ok(messages)
+            }
+
+            async fn append_signal(&self, new: NewSignal<'_>) -> StoreResult<Appended> {
+                let mut tx = self.writer.begin().await.map_err(db)?;
+                let claimed = sqlx::query(
+                    "INSERT INTO signal_sends \
+                     (sender_id, signal_id, chat_id, kind, to_user, recipients, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (sender_id, signal_id) DO NOTHING",
+                )
+                .bind(new.sender.0)
+                .bind(new.signal_id)
+                .bind(new.chat.0)
+                .bind(new.kind)
+                .bind(new.to.map(|u| u.0))
+                .bind(new.recipients.len() as i64)
+                .bind(new.now.millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected()
+                    == 1;
+                if !claimed {
+                    let previous = sqlx::query_as::<$db, PreviousSendRow>(
+                        "SELECT chat_id, kind, to_user, recipients FROM signal_sends \
+                         WHERE sender_id = $1 AND signal_id = $2",
+                    )
+                    .bind(new.sender.0)
+                    .bind(new.signal_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    tx.rollback().await.map_err(db)?;
+                    return Ok(Appended::Duplicate(previous.into()));
+                }
+                // Counter rows are locked in id order, so concurrent multi-recipient signals
+                // cannot deadlock; each lock is held to commit, so seq follows commit order.
+                let mut recipients = new.recipients.to_vec();
+                recipients.sort();
+                let mut deliveries = Vec::with_capacity(recipients.len());
+                for recipient in recipients {
+                    let seq = sqlx::query_scalar::<$db, i64>(
+                        "INSERT INTO signal_counters (user_id, last_seq) VALUES ($1, 1) \
+                         ON CONFLICT (user_id) DO UPDATE SET last_seq = signal_counters.last_seq + 1 \
+                         RETURNING last_seq",
+                    )
+                    .bind(recipient.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    let id = sqlx::query_scalar::<$db, i64>(
+                        "INSERT INTO signals (recipient_id, seq, chat_id, sender_id, signal_id, kind, \
+                         is_call, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                         RETURNING id",
+                    )
+                    .bind(recipient.0)
+                    .bind(seq)
+                    .bind(new.chat.0)
+                    .bind(new.sender.0)
+                    .bind(new.signal_id)
+                    .bind(new.kind)
+                    .bind(new.is_call)
+                    .bind(new.payload)
+                    .bind(new.now.millis())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    deliveries.push(Delivery {
+                        id,
+                        recipient,
+                        seq: Seq(seq),
+                    });
+                }
+                tx.commit().await.map_err(db)?;
+                Ok(Appended::Stored(deliveries))
+            }
+
+            async fn take_signals(&self, query: SignalQuery) -> StoreResult<Vec<StoredSignal>> {
+                let mut tx = self.writer.begin().await.map_err(db)?;
+                let rows = sqlx::query_as::<$db, SignalRecordRow>(&format!(
+                    "{SIGNAL_COLUMNS} WHERE {DELIVERABLE} ORDER BY s.seq LIMIT $4{}",
+                    $lock
+                ))
+                .bind(query.recipient.0)
+                .bind(query.chat.0)
+                .bind(query.call_cutoff.millis())
+                .bind(i64::from(query.limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+                let signals = signals_from(rows)?;
+                if let Some(last) = signals.last() {
+                    sqlx::query(&format!(
+                        "UPDATE signals AS s SET consumed_at = $5 WHERE {DELIVERABLE} AND s.seq <= $4"
+                    ))
+                    .bind(query.recipient.0)
+                    .bind(query.chat.0)
+                    .bind(query.call_cutoff.millis())
+                    .bind(last.seq.0)
+                    .bind(query.now.millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                }
+                tx.commit().await.map_err(db)?;
+                Ok(signals)
+            }
+
+            async fn ack(
+                &self,
+                recipient: UserId,
+                chat: Option<ChatId>,
+                upto: Seq,
+                call_cutoff: Timestamp,
+                now: Timestamp,
+            ) -> StoreResult<Vec<Acked>> {
+                let rows = sqlx::query_as::<$db, AckedRow>(&format!(
+                    "UPDATE signals AS s SET consumed_at = $5 WHERE {DELIVERABLE} AND s.seq <= $4 \
+                     {ACKED_COLUMNS}"
+                ))
+                .bind(recipient.0)
+                .bind(chat.map(|c| c.0))
+                .bind(call_cutoff.millis())
+                .bind(upto.0)
+                .bind(now.millis())
+                .fetch_all(&self.writer)
+                .await
+                .map_err(db)?;
+                Ok(all(rows))
+            }
+
+            async fn fetch_after(
+                &self,
+                recipient: UserId,
+                chat: Option<ChatId>,
+                after: Seq,
+                call_cutoff: Timestamp,
+                limit: u32,
+            ) -> StoreResult<Vec<StoredSignal>> {
+                let rows = sqlx::query_as::<$db, SignalRecordRow>(&format!(
+                    "{SIGNAL_COLUMNS} WHERE {DELIVERABLE} AND s.seq > $4 ORDER BY s.seq LIMIT $5"
+                ))
+                .bind(recipient.0)
+                .bind(chat.map(|c| c.0))
+                .bind(call_cutoff.millis())
+                .bind(after.0)
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db)?;
+                signals_from(rows)
+            }
+
+            async fn mark_expired(&self, call_cutoff: Timestamp, now: Timestamp) -> StoreResult<Vec<Acked>> {
+                let rows = sqlx::query_as::<$db, AckedRow>(&format!(
+                    "UPDATE signals SET expired_at = $2 WHERE is_call = TRUE AND consumed_at IS NULL \
+                     AND expired_at IS NULL AND created_at < $1 {ACKED_COLUMNS}"
+                ))
+                .bind(call_cutoff.millis())
+                .bind(now.millis())
+                .fetch_all(&self.writer)
+                .await
+                .map_err(db)?;
+                Ok(all(rows))
+            }
+
+            async fn cleanup(&self, cutoffs: CleanupCutoffs) -> StoreResult<CleanupReport> {
+                let batched = |sql: &'static str, cutoff: Timestamp| {
+                    let writer = self.writer.clone();
+                    async move {
+                        let mut total = 0;
+                        loop {
+                            let deleted = sqlx::query(sql)
+                                .bind(cutoff.millis())
+                                .bind(CLEANUP_BATCH)
+                                .execute(&writer)
+                                .await
+                                .map_err(db)?
+                                .rows_affected();
+                            total += deleted;
+                            if deleted < CLEANUP_BATCH as u64 {
+                                return Ok::<u64, StoreError>(total);
+                            }
+                        }
+                    }
+                };
+                Ok(CleanupReport {
+                    consumed: batched(CLEANUP_CONSUMED, cutoffs.consumed_before).await?,
+                    stale: batched(CLEANUP_STALE, cutoffs.created_before).await?,
+                    sends: batched(CLEANUP_SENDS, cutoffs.created_before).await?,
+                    sessions: batched(CLEANUP_SESSIONS, cutoffs.now).await?,
+                })
+            }
+
+            async fn inspect(&self, filter: &InspectFilter) -> StoreResult<Inspection> {
+                let chat = filter.chat.map(|c| c.0);
+                let user = filter.user.map(|u| u.0);
+                let (total, unconsumed) = sqlx::query_as::<$db, (i64, i64)>(&format!(
+                    "SELECT COUNT(*), COUNT(CASE WHEN s.consumed_at IS NULL THEN 1 END) \
+                     FROM signals s WHERE {INSPECT_FILTER}"
+                ))
+                .bind(chat)
+                .bind(user)
+                .fetch_one(&self.reader)
+                .await
+                .map_err(db)?;
+                let recent = sqlx::query_as::<$db, InspectRow>(&format!(
+                    "{INSPECT_COLUMNS} WHERE {INSPECT_FILTER} ORDER BY s.id DESC LIMIT $3"
+                ))
+                .bind(chat)
+                .bind(user)
+                .bind(i64::from(filter.recent_limit))
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db)?;
+                let counts = sqlx::query_as::<$db, CountRow>(
+                    "SELECT u.username, \
+                       (SELECT COUNT(*) FROM signals s WHERE s.recipient_id = u.id \
+                          AND (CAST($1 AS BIGINT) IS NULL OR s.chat_id = $1)) AS received, \
+                       (SELECT COUNT(*) FROM signals s WHERE s.recipient_id = u.id \
+                          AND s.consumed_at IS NULL AND (CAST($1 AS BIGINT) IS NULL OR s.chat_id = $1)) AS unconsumed, \
+                       (SELECT COUNT(*) FROM signals s WHERE s.sender_id = u.id \
+                          AND (CAST($1 AS BIGINT) IS NULL OR s.chat_id = $1)) AS sent \
+                     FROM users u WHERE (CAST($2 AS BIGINT) IS NULL OR u.id = $2) ORDER BY u.id",
+                )
+                .bind(chat)
+                .bind(user)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db)?;
+                Ok(Inspection {
+                    total,
+                    unconsumed,
+                    recent: all(recent),
+                    per_user: all::<CountRow, UserSignalCount>(counts)
+                        .into_iter()
+                        .filter(|c| c.received + c.sent > 0)
+                        .collect(),
+                })
+            }
+
+            async fn signals_since(
+                &self,
+                filter: &InspectFilter,
+                after_id: i64,
+            ) -> StoreResult<Vec<SignalRow>> {
+                let rows = sqlx::query_as::<$db, InspectRow>(&format!(
+                    "{INSPECT_COLUMNS} WHERE {INSPECT_FILTER} AND s.id > $4 ORDER BY s.id LIMIT $3"
+                ))
+                .bind(filter.chat.map(|c| c.0))
+                .bind(filter.user.map(|u| u.0))
+                .bind(i64::from(filter.recent_limit))
+                .bind(after_id)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db)?;
+                Ok(all(rows))
+            }
+        }
+    };
+}
+
+pub(crate) use sql_store;
