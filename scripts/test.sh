@@ -1,10 +1,31 @@
 #!/usr/bin/env bash
-# The one test command: checks formatting and lints, then runs every test.
-# Installs what it needs itself, so it works on a fresh clone.
+# The one test command: checks formatting and lints, then runs every test — the Rust suite on
+# SQLite, the same API suite on PostgreSQL, the multi-node tests (PostgreSQL + Redis), and the
+# browser tests in Chromium. Installs what it needs itself, so it works on a fresh clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+
+# PostgreSQL (127.0.0.1:5432, user postgres, trust auth) and Redis (the redis-server binary, and
+# 127.0.0.1:6379) must be there: start them if they are installed but stopped, otherwise fail
+# with a clear message. Never skip silently.
+ensure_services() {
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    echo "PostgreSQL is not answering on 127.0.0.1:5432; starting it"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    pg_isready -q -h 127.0.0.1 -p 5432 || { echo "error: PostgreSQL is required on 127.0.0.1:5432 (user postgres, database test)"; exit 1; }
+  fi
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "Redis is not answering on 127.0.0.1:6379; starting it"
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+    for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { echo "error: Redis is required on 127.0.0.1:6379"; exit 1; }
+  fi
+  command -v redis-server >/dev/null || { echo "error: the redis-server binary is required (the Redis restart test runs its own)"; exit 1; }
+}
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -12,8 +33,19 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
-step "cargo test (unit and integration tests against the real server)"
+step "PostgreSQL and Redis"
+ensure_services
+
+step "cargo test (unit tests; API, real-time, CLI and multi-node tests; store: SQLite)"
 cargo test --locked
+
+step "the API and real-time suite again, against the PostgreSQL store"
+SWITCHBOARD_TEST_STORE=postgres cargo test --locked --test api -- --skip cluster:: --skip cli::
+
+if [ -f tests/browser/run.sh ]; then
+  step "browser tests (Chromium, Playwright)"
+  bash tests/browser/run.sh
+fi
 
 echo
 echo "All tests passed."

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Accounts;
+use crate::bus::redis::RedisBus;
 use crate::bus::{Bus, LocalBus};
 use crate::cleanup::{self, Retention};
 use crate::clock::{Clock, SystemClock};
@@ -34,6 +35,8 @@ pub enum StartError {
         #[source]
         source: store::StoreError,
     },
+    #[error("cannot start the Redis bus: {0}")]
+    Bus(String),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -79,7 +82,21 @@ impl App {
             config.max_connections_per_user,
             metrics.clone(),
         );
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
+        let shutdown = CancellationToken::new();
+        let bus: Arc<dyn Bus> = match &config.redis_url {
+            Some(url) => Arc::new(
+                RedisBus::start(
+                    url,
+                    &config.redis_prefix,
+                    hub.clone(),
+                    config.bus_catch_up_interval,
+                    metrics.bus_connected.clone(),
+                    shutdown.clone(),
+                )
+                .map_err(|e| StartError::Bus(e.to_string()))?,
+            ),
+            None => Arc::new(LocalBus::new(hub.clone())),
+        };
         let relay = Relay::new(RelayParts {
             store: store.clone(),
             clock: clock.clone(),
@@ -94,7 +111,6 @@ impl App {
             bus,
             metrics: metrics.clone(),
         });
-        let shutdown = CancellationToken::new();
         let state = AppState {
             config: Arc::new(config),
             store,

@@ -18,6 +18,14 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where everything is stored. Default `sqlite://switchboard.db` (created if missing).
     pub database_url: String,
+    /// Redis for waking other nodes (`redis://127.0.0.1:6379`); unset = one node, in-process bus.
+    /// Default: unset.
+    pub redis_url: Option<String>,
+    /// Prefix of this deployment's Redis keys and channels. Default `switchboard`.
+    pub redis_prefix: String,
+    /// While Redis is unreachable, how often every connection re-reads the store. Default `1s`.
+    #[serde(with = "humantime_serde")]
+    pub bus_catch_up_interval: Duration,
     /// Most connections to PostgreSQL per node (SQLite uses one writer and four readers).
     /// Default `16`.
     pub database_max_connections: u32,
@@ -103,6 +111,9 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             database_url: "sqlite://switchboard.db".to_owned(),
             database_max_connections: 16,
+            redis_url: None,
+            redis_prefix: "switchboard".to_owned(),
+            bus_catch_up_interval: Duration::from_secs(1),
             open_registration: true,
             session_ttl: Duration::from_secs(14 * 24 * 3600),
             cookie_secure: false,

@@ -29,6 +29,8 @@ pub enum Push {
     Receipt(Arc<str>),
     /// A new chat message.
     Message(Arc<str>),
+    /// Pushes may have been missed (the bus was down): re-read the store from the cursor.
+    Resync,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +126,17 @@ impl Hub {
         });
         if subscribers.is_empty() {
             users.remove(&user);
+        }
+    }
+
+    /// Tells every connection on this node to re-read the store from its cursor.
+    pub fn resync_all(&self) {
+        let users: Vec<UserId> = {
+            let users = self.shared.users.lock().unwrap_or_else(|e| e.into_inner());
+            users.keys().copied().collect()
+        };
+        for user in users {
+            self.dispatch(user, Push::Resync);
         }
     }
 

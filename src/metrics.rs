@@ -60,6 +60,8 @@ pub struct Metrics {
     pub connections_overflowed: Counter,
     pub requests_rejected: Family<StatusLabel, Counter>,
     pub store_queries: Counter,
+    /// 1 while the bus can wake other nodes (always 1 with the in-process bus).
+    pub bus_connected: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -80,6 +82,7 @@ impl Default for Metrics {
             connections_overflowed: Counter::default(),
             requests_rejected: Family::default(),
             store_queries: Counter::default(),
+            bus_connected: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -127,6 +130,12 @@ impl Default for Metrics {
             "Calls into the store",
             metrics.store_queries.clone(),
         );
+        registry.register(
+            "bus_connected",
+            "1 while the bus can wake other nodes; 0 while Redis is unreachable (catch-up mode)",
+            metrics.bus_connected.clone(),
+        );
+        metrics.bus_connected.set(1);
         Self {
             registry,
             ..metrics

@@ -393,6 +393,7 @@ impl Relay {
                         stored_at = Some(at);
                         break;
                     }
+                    Some(Push::Resync) => break,
                     Some(_) => continue,
                     None => break,
                 },

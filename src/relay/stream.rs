@@ -136,6 +136,7 @@ impl SignalStream {
                         stored_at: Some(stored_at),
                     }));
                 }
+                Push::Resync => self.needs_refill = true,
                 Push::Receipt(json) => {
                     return Ok(Some(Outgoing {
                         kind: OutgoingKind::Receipt,

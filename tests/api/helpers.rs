@@ -86,6 +86,11 @@ impl TestDatabase {
         if std::env::var("SWITCHBOARD_TEST_STORE").as_deref() != Ok("postgres") {
             return None;
         }
+        Some(Self::create_postgres().await)
+    }
+
+    /// A fresh PostgreSQL database, whatever the suite's store.
+    pub async fn create_postgres() -> Self {
         let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(POSTGRES_ADMIN_URL)
             .await
@@ -93,10 +98,10 @@ impl TestDatabase {
         sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str())
             .await
             .unwrap();
-        Some(Self {
+        Self {
             url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
             name,
-        })
+        }
     }
 }
 
@@ -154,30 +159,7 @@ impl TestApp {
 
     /// Registers `name` (display name: capitalised) and returns its logged-in client.
     pub async fn register(&self, name: &str) -> TestUser {
-        let mut user = self.anonymous();
-        let display = format!("{}{}", name[..1].to_uppercase(), &name[1..]);
-        let response = user
-            .client
-            .post(self.url("/api/auth/register"))
-            .json(
-                &json!({"username": name, "password": password_of(name), "display_name": display}),
-            )
-            .send()
-            .await
-            .unwrap();
-        user.cookie = response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let (status, body) = read(response).await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        user.id = body["user"]["id"].as_i64().unwrap();
-        user.username = name.to_owned();
-        user.csrf = body["csrf_token"].as_str().unwrap().to_owned();
-        user
+        register_at(&self.address, name).await
     }
 
     /// Starts a chat from `creator` with `others`; returns its id.
@@ -206,6 +188,39 @@ impl TestApp {
     }
 }
 
+/// Registers `name` on the server at `address`; returns its logged-in client.
+pub async fn register_at(address: &str, name: &str) -> TestUser {
+    let mut user = TestUser {
+        id: 0,
+        username: String::new(),
+        client: client(),
+        csrf: String::new(),
+        cookie: String::new(),
+        base: address.to_owned(),
+    };
+    let display = format!("{}{}", name[..1].to_uppercase(), &name[1..]);
+    let response = user
+        .client
+        .post(format!("{address}/api/auth/register"))
+        .json(&json!({"username": name, "password": password_of(name), "display_name": display}))
+        .send()
+        .await
+        .unwrap();
+    user.cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let (status, body) = read(response).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    user.id = body["user"]["id"].as_i64().unwrap();
+    user.username = name.to_owned();
+    user.csrf = body["csrf_token"].as_str().unwrap().to_owned();
+    user
+}
+
 pub fn password_of(name: &str) -> String {
     format!("password-of-{name}")
 }
@@ -218,6 +233,7 @@ fn client() -> reqwest::Client {
 }
 
 /// A logged-in (or anonymous) browser-like client: it keeps cookies and sends the CSRF header.
+#[derive(Clone)]
 pub struct TestUser {
     pub id: i64,
     pub username: String,
@@ -229,6 +245,14 @@ pub struct TestUser {
 }
 
 impl TestUser {
+    /// The same session, talking to another node.
+    pub fn on(&self, address: &str) -> TestUser {
+        TestUser {
+            base: address.to_owned(),
+            ..self.clone()
+        }
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let response = self
             .client

@@ -4,6 +4,7 @@
 mod auth;
 mod chats;
 mod cli;
+mod cluster;
 mod expiry;
 mod helpers;
 mod push_clients;

@@ -26,7 +26,12 @@ pub struct Closed {
 impl WsClient {
     /// Connects as `user`, resuming after `last_seq`; returns the client and the welcome frame.
     pub async fn connect(app: &TestApp, user: &TestUser, last_seq: i64) -> (Self, Value) {
-        let mut client = Self::try_connect(app, user, last_seq, None)
+        Self::connect_at(&app.address, user, last_seq).await
+    }
+
+    /// As [`WsClient::connect`], to the node at `address`.
+    pub async fn connect_at(address: &str, user: &TestUser, last_seq: i64) -> (Self, Value) {
+        let mut client = Self::try_connect_at(address, user, last_seq, None)
             .await
             .expect("websocket handshake");
         let welcome = client.frame().await;
@@ -41,9 +46,18 @@ impl WsClient {
         last_seq: i64,
         origin: Option<&str>,
     ) -> Result<Self, u16> {
+        Self::try_connect_at(&app.address, user, last_seq, origin).await
+    }
+
+    pub async fn try_connect_at(
+        address: &str,
+        user: &TestUser,
+        last_seq: i64,
+        origin: Option<&str>,
+    ) -> Result<Self, u16> {
         let url = format!(
             "{}/ws/p2p/?last_seq={last_seq}",
-            app.address.replacen("http", "ws", 1)
+            address.replacen("http", "ws", 1)
         );
         let mut request = url.into_client_request().unwrap();
         request
@@ -140,8 +154,12 @@ pub struct SseClient {
 impl SseClient {
     /// Opens the stream as `user`, resuming after `last_event_id` (sent as `Last-Event-ID`).
     pub async fn connect(app: &TestApp, user: &TestUser, last_event_id: Option<i64>) -> Self {
+        Self::connect_at(&app.address, user, last_event_id).await
+    }
+
+    pub async fn connect_at(address: &str, user: &TestUser, last_event_id: Option<i64>) -> Self {
         let mut request = reqwest::Client::new()
-            .get(app.url("/api/p2p/events/"))
+            .get(format!("{address}/api/p2p/events/"))
             .header("Cookie", &user.cookie);
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id.to_string());

@@ -1,5 +1,7 @@
 //! The bus wakes the node(s) holding a user's connections. It never holds the only copy of a
-//! signal: the store does. In-process now ([`LocalBus`]); a Redis bus fits the same trait.
+//! signal: the store does. [`LocalBus`] for one node; [`redis::RedisBus`] for several.
+
+pub mod redis;
 
 use crate::domain::UserId;
 use crate::hub::{Hub, Push};
