@@ -40,7 +40,7 @@ step "cargo test (unit tests; API, real-time, CLI and multi-node tests; store: S
 cargo test --locked
 
 step "the API and real-time suite again, against the PostgreSQL store"
-SWITCHBOARD_TEST_STORE=postgres cargo test --locked --test api -- --skip cluster:: --skip cli::
+SWITCHBOARD_TEST_STORE=postgres cargo test --locked --test api -- --skip cluster::
 
 if [ -f tests/browser/run.sh ]; then
   step "browser tests (Chromium, Playwright)"
