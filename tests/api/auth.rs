@@ -179,9 +179,7 @@ async fn registration_validates_its_fields() {
 #[tokio::test]
 async fn state_changing_requests_need_the_csrf_header() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     let signal = json!({"chat_id": chat, "type": "webrtc.offer", "payload": {}});
 
     let (status, body) = alice

@@ -108,9 +108,7 @@ async fn chat_creation_is_validated() {
 #[tokio::test]
 async fn messages_are_posted_and_listed_in_order() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     let path = format!("/api/chats/{chat}/messages/");
     let (status, message) = alice.post(&path, json!({"body": "hello bob"})).await;
     assert_eq!(status, StatusCode::CREATED);

@@ -71,9 +71,7 @@ fn user_and_chat_commands() {
 #[tokio::test]
 async fn signals_shows_what_the_database_holds() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     alice
         .send_signal(chat, "webrtc.offer", json!({"sdp": "x"}))
         .await;
@@ -138,9 +136,7 @@ async fn signals_shows_what_the_database_holds() {
 #[tokio::test]
 async fn signals_watch_follows_new_signals() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, _bob, chat) = app.alice_and_bob().await;
     let mut watch = spawn(&[
         "--database",
         &app.database_url,

@@ -3,7 +3,6 @@
 //! the tests cut. Needs PostgreSQL on 127.0.0.1:5432 (user postgres, database test) and the
 //! `redis-server` binary; `scripts/test.sh` checks both before running.
 
-use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{register_at, TestDatabase, TestUser};
+use crate::helpers::{assert_gap_free_in_sender_order, register_at, TestDatabase, TestUser};
 use crate::push_clients::{SseClient, WsClient, WAIT};
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
@@ -382,24 +381,8 @@ async fn concurrent_senders_on_two_nodes_keep_seq_in_order_without_gaps() {
     futures_util::future::join_all(runs).await;
 
     let signals = bob.on(&b.address).signals(chat, Some(0)).await;
-    let seqs: Vec<i64> = signals.iter().map(|s| s["seq"].as_i64().unwrap()).collect();
-    assert_eq!(
-        seqs,
-        (1..=4 * PER_SENDER).collect::<Vec<_>>(),
-        "gap-free, in order"
-    );
-    let mut next: HashMap<String, i64> = HashMap::new();
-    for signal in &signals {
-        let expected = next
-            .entry(signal["sender"]["username"].as_str().unwrap().to_owned())
-            .or_insert(0);
-        assert_eq!(
-            signal["payload"]["n"].as_i64(),
-            Some(*expected),
-            "each sender's order kept"
-        );
-        *expected += 1;
-    }
+    assert_eq!(signals.len() as i64, 4 * PER_SENDER);
+    assert_gap_free_in_sender_order(&signals);
 }
 
 #[tokio::test]

@@ -11,9 +11,7 @@ use crate::helpers::{spawn_app, spawn_app_with};
 #[tokio::test]
 async fn call_signals_older_than_30s_are_never_returned() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     alice.send_signal(chat, "webrtc.offer", json!({})).await;
     alice.send_signal(chat, "call.invite", json!({})).await;
     alice.send_signal(chat, "typing", json!({})).await;
@@ -38,9 +36,7 @@ async fn call_signals_older_than_30s_are_never_returned() {
 #[tokio::test]
 async fn the_call_ttl_is_configurable() {
     let app = spawn_app_with(|c| c.call_signal_ttl = Duration::from_secs(5)).await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     alice.send_signal(chat, "webrtc.offer", json!({})).await;
     app.clock.advance(Duration::from_secs(6));
     assert!(bob.signals(chat, None).await.is_empty());
@@ -49,9 +45,7 @@ async fn the_call_ttl_is_configurable() {
 #[tokio::test]
 async fn cleanup_deletes_consumed_after_1_minute_and_the_rest_after_5() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     let retention = Retention {
         consumed: app.config.consumed_retention,
         unconsumed: app.config.unconsumed_retention,
@@ -89,9 +83,7 @@ async fn cleanup_deletes_consumed_after_1_minute_and_the_rest_after_5() {
 #[tokio::test]
 async fn the_background_task_runs_cleanup_on_its_own() {
     let app = spawn_app_with(|c| c.cleanup_interval = Duration::from_millis(20)).await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, _bob, chat) = app.alice_and_bob().await;
     alice.send_signal(chat, "webrtc.offer", json!({})).await;
     assert_eq!(app.stored_signals().await, 1);
     app.clock.advance(Duration::from_secs(301));

@@ -162,6 +162,14 @@ impl TestApp {
         register_at(&self.address, name).await
     }
 
+    /// The usual cast: alice and bob, and a chat between them.
+    pub async fn alice_and_bob(&self) -> (TestUser, TestUser, i64) {
+        let alice = self.register("alice").await;
+        let bob = self.register("bob").await;
+        let chat = self.chat(&alice, &[&bob]).await;
+        (alice, bob, chat)
+    }
+
     /// Starts a chat from `creator` with `others`; returns its id.
     pub async fn chat(&self, creator: &TestUser, others: &[&TestUser]) -> i64 {
         let names: Vec<_> = others.iter().map(|u| u.username.clone()).collect();
@@ -352,4 +360,23 @@ async fn read(response: reqwest::Response) -> (StatusCode, Value) {
 pub fn error_message(body: &Value) -> &str {
     assert_eq!(body["success"], false, "{body}");
     body["error"].as_str().expect("error message")
+}
+
+/// Asserts what a recipient relies on when several users send at once: seq runs 1..=n without a
+/// gap, and each sender's signals (payload `{"n": 0, 1, 2, …}`) arrive in the order sent.
+pub fn assert_gap_free_in_sender_order(signals: &[Value]) {
+    let seqs: Vec<i64> = signals.iter().map(|s| s["seq"].as_i64().unwrap()).collect();
+    let expected: Vec<i64> = (1..=signals.len() as i64).collect();
+    assert_eq!(seqs, expected, "strictly increasing, no gaps");
+    let mut next_n = std::collections::HashMap::new();
+    for signal in signals {
+        let sender = signal["sender"]["username"].as_str().unwrap().to_owned();
+        let expected = next_n.entry(sender.clone()).or_insert(0);
+        assert_eq!(
+            signal["payload"]["n"].as_i64(),
+            Some(*expected),
+            "{sender}'s signals arrive in send order"
+        );
+        *expected += 1;
+    }
 }

@@ -30,9 +30,7 @@ fn gauge(app: &TestApp, transport: &str) -> bool {
 #[tokio::test]
 async fn a_signal_is_pushed_over_websocket_the_moment_it_is_stored() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     let (mut ws, welcome) = WsClient::connect(&app, &bob, 0).await;
     assert_eq!(welcome["v"], 1);
     assert_eq!(welcome["user"]["username"], "bob");
@@ -53,9 +51,7 @@ async fn a_signal_is_pushed_over_websocket_the_moment_it_is_stored() {
 #[tokio::test]
 async fn a_signal_is_pushed_over_sse_with_its_seq_as_event_id() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     let mut sse = SseClient::connect(&app, &bob, None).await;
     alice
         .send_signal(chat, "webrtc.offer", json!({"sdp": "o"}))
@@ -78,9 +74,7 @@ async fn a_signal_is_pushed_over_sse_with_its_seq_as_event_id() {
 #[tokio::test]
 async fn a_long_poll_returns_as_soon_as_a_signal_arrives() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     let path = format!("/api/p2p/{chat}/signals/?after=0&wait=30");
     let started = std::time::Instant::now();
     let poll = tokio::spawn(async move { bob.get(&path).await });
@@ -98,9 +92,7 @@ async fn a_long_poll_returns_as_soon_as_a_signal_arrives() {
 #[tokio::test]
 async fn a_long_poll_with_nothing_to_deliver_ends_at_its_wait() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (_alice, bob, chat) = app.alice_and_bob().await;
     let (status, body) = bob
         .get(&format!("/api/p2p/{chat}/signals/?after=0&wait=0.2"))
         .await;
@@ -113,9 +105,7 @@ async fn a_long_poll_with_nothing_to_deliver_ends_at_its_wait() {
 #[tokio::test]
 async fn resume_delivers_exactly_the_missed_signals_in_order() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     let (mut ws, _) = WsClient::connect(&app, &bob, 0).await;
     alice.send_signal(chat, "webrtc.offer", json!(1)).await;
     assert_eq!(ws.signal().await["seq"], 1);
@@ -152,9 +142,7 @@ async fn resume_delivers_exactly_the_missed_signals_in_order() {
 #[tokio::test]
 async fn a_signal_sent_on_both_paths_is_stored_and_delivered_once() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     let (mut alice_ws, _) = WsClient::connect(&app, &alice, 0).await;
     let (mut bob_ws, _) = WsClient::connect(&app, &bob, 0).await;
 
@@ -190,9 +178,7 @@ async fn a_slow_consumer_is_disconnected_and_loses_nothing() {
         c.send_burst = 1000;
     })
     .await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     let (mut ws, _) = WsClient::connect(&app, &bob, 0).await;
     // Bob does not read while ~12 MB are sent: socket buffers fill, then his queue overflows.
     let big = "x".repeat(60_000);
@@ -272,9 +258,7 @@ async fn sends_over_the_rate_are_refused_with_retry_after() {
         c.send_burst = 3;
     })
     .await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     for _ in 0..3 {
         assert_eq!(
             alice.send_signal(chat, "webrtc.ice", json!({})).await.0,
@@ -378,9 +362,7 @@ async fn an_idle_connected_client_costs_no_store_query() {
 #[tokio::test]
 async fn the_sender_learns_delivered_and_expired() {
     let app = spawn_app_with(|c| c.cleanup_interval = Duration::from_millis(20)).await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     let (mut alice_ws, _) = WsClient::connect(&app, &alice, 0).await;
 
     // Bob is offline: the invite expires unread, and Alice is told.
@@ -417,9 +399,7 @@ async fn the_sender_learns_delivered_and_expired() {
 #[tokio::test]
 async fn new_chat_messages_are_pushed() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     let (mut ws, _) = WsClient::connect(&app, &bob, 0).await;
     alice
         .post(
@@ -436,9 +416,7 @@ async fn new_chat_messages_are_pushed() {
 #[tokio::test]
 async fn bad_frames_get_error_frames_and_the_connection_stays_up() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, _bob, chat) = app.alice_and_bob().await;
     let (mut ws, _) = WsClient::connect(&app, &alice, 0).await;
     for (frame, status) in [
         (json!({"op": "dance"}), 400),
@@ -464,9 +442,7 @@ async fn bad_frames_get_error_frames_and_the_connection_stays_up() {
 #[tokio::test]
 async fn metrics_count_what_happened() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     let (mut ws, _) = WsClient::connect(&app, &bob, 0).await;
     alice
         .send_with_id(chat, "webrtc.offer", json!({}), "m1")
@@ -501,9 +477,7 @@ async fn metrics_count_what_happened() {
 #[tokio::test]
 async fn shutdown_closes_websocket_sse_and_long_poll_promptly() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     let (mut ws, _) = WsClient::connect(&app, &bob, 0).await;
     let mut sse = SseClient::connect(&app, &alice, None).await;
     let path = format!("/api/p2p/{chat}/signals/?after=0&wait=30");

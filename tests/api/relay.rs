@@ -1,18 +1,14 @@
 //! The guide's relay: send, fetch, consume, cursor, dedup, addressing, order.
 
-use std::collections::HashMap;
-
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{error_message, spawn_app};
+use crate::helpers::{assert_gap_free_in_sender_order, error_message, spawn_app};
 
 #[tokio::test]
 async fn a_signal_travels_from_alice_to_bob_once() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
 
     let (status, sent) = alice
         .send_signal(chat, "webrtc.offer", json!({"sdp": "v=0 offer"}))
@@ -55,9 +51,7 @@ async fn a_signal_travels_from_alice_to_bob_once() {
 #[tokio::test]
 async fn the_cursor_acknowledges_instead_of_consuming() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     for kind in ["webrtc.offer", "webrtc.ice", "webrtc.ice"] {
         alice.send_signal(chat, kind, json!({})).await;
     }
@@ -108,9 +102,7 @@ async fn acknowledging_one_chat_leaves_the_others_alone() {
 #[tokio::test]
 async fn the_same_signal_id_is_stored_once() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     let signal = json!({"chat_id": chat, "type": "webrtc.offer", "payload": {"sdp": "x"}, "signal_id": "offer-1"});
 
     let (status, first) = alice.post("/api/p2p/send-signal/", signal.clone()).await;
@@ -142,9 +134,7 @@ async fn the_same_signal_id_is_stored_once() {
 #[tokio::test]
 async fn concurrent_duplicates_store_once() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, _bob, chat) = app.alice_and_bob().await;
     let signal = json!({"chat_id": chat, "type": "webrtc.ice", "payload": {}, "signal_id": "same"});
     let sends = (0..10).map(|_| alice.post("/api/p2p/send-signal/", signal.clone()));
     let results = futures_util::future::join_all(sends).await;
@@ -223,20 +213,8 @@ async fn seq_has_no_gaps_and_keeps_each_senders_order_under_concurrency() {
     futures_util::future::join_all(runs).await;
 
     let signals = bob.signals(chat, Some(0)).await;
-    let seqs: Vec<i64> = signals.iter().map(|s| s["seq"].as_i64().unwrap()).collect();
-    let expected: Vec<i64> = (1..=3 * PER_SENDER).collect();
-    assert_eq!(seqs, expected, "strictly increasing, no gaps");
-    let mut last_n: HashMap<String, i64> = HashMap::new();
-    for signal in &signals {
-        let sender = signal["sender"]["username"].as_str().unwrap().to_owned();
-        let n = signal["payload"]["n"].as_i64().unwrap();
-        let previous = last_n.insert(sender.clone(), n);
-        assert_eq!(
-            previous.map_or(0, |p| p + 1),
-            n,
-            "{sender}'s signals arrive in send order"
-        );
-    }
+    assert_eq!(signals.len() as i64, 3 * PER_SENDER);
+    assert_gap_free_in_sender_order(&signals);
 }
 
 #[tokio::test]

@@ -142,9 +142,7 @@ async fn every_bad_signal_is_refused_and_nothing_is_stored() {
 #[tokio::test]
 async fn a_string_chat_id_is_accepted_like_the_guides_client_sends_it() {
     let app = spawn_app().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let chat = app.chat(&alice, &[&bob]).await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
     let (status, _) = alice
         .post(
             "/api/p2p/send-signal/",
