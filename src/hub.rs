@@ -140,6 +140,12 @@ impl Hub {
         }
     }
 
+    /// The users with a live connection on this node.
+    pub fn online_users(&self) -> Vec<UserId> {
+        let users = self.shared.users.lock().unwrap_or_else(|e| e.into_inner());
+        users.keys().copied().collect()
+    }
+
     /// Whether `user` has a live connection on this node.
     pub fn is_online(&self, user: UserId) -> bool {
         let users = self.shared.users.lock().unwrap_or_else(|e| e.into_inner());

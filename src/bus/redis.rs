@@ -6,7 +6,13 @@
 //! arrive, so every `catch_up_interval` this node tells all its connections to re-read the store
 //! from their cursors; when the subscription comes back it does so once more, then stops.
 //! Delivery therefore never stops, it only slows to the catch-up interval, and recovers by itself.
+//!
+//! Presence (for `online` in send results) travels the same channel: every node publishes the
+//! users it holds every `PRESENCE_INTERVAL`, and the others remember each node's list for three
+//! intervals — so a killed node's users stop counting as online by themselves, and a send never
+//! waits for Redis to answer "is bob online?".
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,11 +31,18 @@ use crate::hub::{Hub, Push};
 /// clients still get them by catch-up or their next gap check) rather than growing memory.
 const OUTBOX: usize = 65_536;
 
+/// How often a node tells the others which users it holds.
+const PRESENCE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What this node knows of other nodes' users: node id → (users, valid until).
+type RemotePresence = Arc<std::sync::Mutex<HashMap<String, (HashSet<i64>, Instant)>>>;
+
 pub struct RedisBus {
     node: String,
     hub: Hub,
     outbox: mpsc::Sender<Envelope>,
     connected: Arc<AtomicBool>,
+    remote: RemotePresence,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -55,6 +68,10 @@ enum WirePush {
     Message {
         json: String,
     },
+    /// The users with a live connection on the publishing node.
+    Presence {
+        users: Vec<i64>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +94,14 @@ impl RedisBus {
         let node = uuid::Uuid::new_v4().to_string();
         let (outbox, rx) = mpsc::channel(OUTBOX);
         let connected = Arc::new(AtomicBool::new(false));
+        let remote = RemotePresence::default();
         gauge.set(0);
+        tokio::spawn(announce_presence(
+            node.clone(),
+            hub.clone(),
+            outbox.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(publish_loop(
             client.clone(),
             channel.clone(),
@@ -90,6 +114,7 @@ impl RedisBus {
             node: node.clone(),
             hub: hub.clone(),
             connected: connected.clone(),
+            remote: remote.clone(),
             catch_up_interval,
             shutdown,
             gauge,
@@ -99,6 +124,7 @@ impl RedisBus {
             hub,
             outbox,
             connected,
+            remote,
         })
     }
 
@@ -142,6 +168,38 @@ impl Bus for RedisBus {
             }
         }
     }
+
+    fn is_online(&self, user: UserId) -> bool {
+        if self.hub.is_online(user) {
+            return true;
+        }
+        let now = Instant::now();
+        let remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        remote
+            .values()
+            .any(|(users, until)| *until > now && users.contains(&user.0))
+    }
+}
+
+async fn announce_presence(
+    node: String,
+    hub: Hub,
+    outbox: mpsc::Sender<Envelope>,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(PRESENCE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let users = hub.online_users().into_iter().map(|u| u.0).collect();
+        let _ = outbox.try_send(Envelope {
+            node: node.clone(),
+            user: 0,
+            push: WirePush::Presence { users },
+        });
+    }
 }
 
 async fn publish_loop(
@@ -183,6 +241,7 @@ struct SubscribeLoop {
     node: String,
     hub: Hub,
     connected: Arc<AtomicBool>,
+    remote: RemotePresence,
     catch_up_interval: Duration,
     shutdown: CancellationToken,
     gauge: prometheus_client::metrics::gauge::Gauge,
@@ -225,7 +284,9 @@ async fn subscribe_loop(s: SubscribeLoop) {
                         continue;
                     };
                     match serde_json::from_str::<Envelope>(&payload) {
-                        Ok(envelope) if envelope.node != s.node => deliver(&s.hub, envelope),
+                        Ok(envelope) if envelope.node != s.node => {
+                            deliver(&s.hub, &s.remote, envelope)
+                        }
                         Ok(_) => {} // our own: already dispatched locally
                         Err(err) => {
                             tracing::warn!(error = %err, "[BUS] ignoring a malformed message")
@@ -251,7 +312,7 @@ async fn subscribe_loop(s: SubscribeLoop) {
     }
 }
 
-fn deliver(hub: &Hub, envelope: Envelope) {
+fn deliver(hub: &Hub, remote: &RemotePresence, envelope: Envelope) {
     let user = UserId(envelope.user);
     let push = match envelope.push {
         WirePush::Signal {
@@ -272,6 +333,13 @@ fn deliver(hub: &Hub, envelope: Envelope) {
         }
         WirePush::Receipt { json } => Push::Receipt(json.into()),
         WirePush::Message { json } => Push::Message(json.into()),
+        WirePush::Presence { users } => {
+            let until = Instant::now() + 3 * PRESENCE_INTERVAL;
+            let mut remote = remote.lock().unwrap_or_else(|e| e.into_inner());
+            remote.insert(envelope.node, (users.into_iter().collect(), until));
+            remote.retain(|_, (_, valid)| *valid > Instant::now());
+            return;
+        }
     };
     hub.dispatch(user, push);
 }

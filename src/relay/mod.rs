@@ -213,7 +213,7 @@ impl Relay {
             .await?;
         let online = recipients
             .iter()
-            .filter(|&&r| self.shared.hub.is_online(r))
+            .filter(|&&r| self.shared.bus.is_online(r))
             .count() as u32;
         match appended {
             Appended::Stored(deliveries) => {

@@ -222,23 +222,45 @@ async fn signals_cross_nodes_both_ways_on_every_transport() {
 
     let (mut bob_ws, _) = WsClient::connect_at(&c.b.address, &c.bob, 0).await;
     let (mut alice_ws, _) = WsClient::connect_at(&c.a.address, &c.alice, 0).await;
-    let mut bob_sse = SseClient::connect_at(&c.b.address, &c.bob, None).await;
 
+    // Presence crosses nodes too: bob, connected to B, counts as online for a send through A
+    // once B has announced him (every 2 s).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, sent) = c
+            .alice
+            .send_signal(c.chat, "presence.probe", json!({}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(
+            bob_ws.signal().await["type"],
+            "presence.probe",
+            "A → B over WebSocket"
+        );
+        if sent["online"] == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bob never counted as online from A"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut bob_sse = SseClient::connect_at(&c.b.address, &c.bob, None).await;
     let (status, _) = c
         .alice
         .send_signal(c.chat, "webrtc.offer", json!({"sdp": "o"}))
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(
-        bob_ws.signal().await["type"],
-        "webrtc.offer",
-        "A → B over WebSocket"
-    );
-    assert_eq!(
-        bob_sse.signal().await.json()["type"],
-        "webrtc.offer",
-        "A → B over SSE"
-    );
+    let offer = bob_ws.signal().await;
+    assert_eq!(offer["type"], "webrtc.offer", "A → B over WebSocket");
+    loop {
+        // The SSE stream starts with the unacknowledged probes, then the offer.
+        if bob_sse.signal().await.json()["type"] == "webrtc.offer" {
+            break; // A → B over SSE
+        }
+    }
 
     bob_ws
         .send(json!({"op": "send", "chat_id": c.chat, "type": "webrtc.answer", "payload": {"sdp": "a"}}))
@@ -250,7 +272,10 @@ async fn signals_cross_nodes_both_ways_on_every_transport() {
     );
 
     // Long-poll on B, woken by a signal stored through A.
-    let path = format!("/api/p2p/{}/signals/?after=1&wait=30", c.chat);
+    let path = format!(
+        "/api/p2p/{}/signals/?after={}&wait=30",
+        c.chat, offer["seq"]
+    );
     let bob = c.bob.clone();
     let poll = tokio::spawn(async move { bob.get(&path).await });
     let deadline = tokio::time::Instant::now() + WAIT;
