@@ -42,10 +42,8 @@ cargo test --locked
 step "the API and real-time suite again, against the PostgreSQL store"
 SWITCHBOARD_TEST_STORE=postgres cargo test --locked --test api -- --skip cluster::
 
-if [ -f tests/browser/run.sh ]; then
-  step "browser tests (Chromium, Playwright)"
-  bash tests/browser/run.sh
-fi
+step "browser tests (Chromium driven by Playwright; two users, a real video call)"
+bash tests/browser/run.sh
 
 echo
 echo "All tests passed."

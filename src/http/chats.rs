@@ -41,6 +41,7 @@ pub struct MessageBodyJson {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MessagesQuery {
     /// Only messages with an id below this one (for paging back).
     before: Option<i64>,

@@ -59,6 +59,7 @@ pub struct SendSignalResponse {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SignalsQuery {
     /// Cursor: acknowledge every signal with `seq <= after` and return the ones after it,
     /// without consuming them. Without it, returned signals are consumed (the guide's behaviour).

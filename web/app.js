@@ -1,0 +1,642 @@
+// app.js — the Switchboard page: sign-in, the chat list, a chat with live messages, and the call
+// window. It wires the pieces together: api.js (HTTP), transport.js (push with fallbacks) and
+// call.js (calls). Everything shown is built with textContent, never innerHTML, so a message or a
+// name can never inject markup.
+
+import { api, ApiError } from './api.js';
+import { config } from './config.js';
+import { SignalTransport } from './transport.js';
+import { CallManager, isCallSignal, startSignalPolling } from './call.js';
+
+const $ = (selector) => document.querySelector(selector);
+
+const TRANSPORT_LABELS = {
+  websocket: 'Live · WebSocket',
+  sse: 'Live · event stream',
+  longpoll: 'Live · long-poll',
+  polling: 'Polling every 1.5 s',
+};
+const FALLBACK_REFRESH_MS = 3000; // messages are only pushed on WebSocket and SSE
+const CHAT_LIST_REFRESH_MS = 15000;
+
+const state = {
+  me: null,
+  chats: [],
+  openChatId: null,
+  messages: new Map(), // chat id → messages, oldest first (only for chats opened once)
+  unread: new Set(),
+  chatsLoadedAt: 0,
+  transport: null,
+  calls: null,
+  refreshTimer: null,
+};
+
+// ---- small helpers ----------------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') node.className = value;
+    else if (key === 'text') node.textContent = value;
+    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? '' : value);
+  }
+  for (const child of children) if (child) node.append(child);
+  return node;
+}
+
+const displayName = (user) => user.display_name || user.username;
+
+function initials(text) {
+  const words = String(text).trim().split(/\s+/).filter(Boolean);
+  const letters = words.length > 1 ? [words[0], words[1]] : [words[0] || '?'];
+  return letters.map((w) => String.fromCodePoint(w.codePointAt(0))).join('').toUpperCase();
+}
+
+// A stable colour per name, so a person is recognisable at a glance.
+function hue(text) {
+  let h = 0;
+  for (const ch of String(text)) h = (h * 31 + ch.codePointAt(0)) % 360;
+  return h;
+}
+
+function paintAvatar(node, text) {
+  node.textContent = initials(text);
+  node.style.setProperty('--hue', hue(text));
+}
+
+function others(chat) {
+  return chat.participants.filter((p) => p.id !== state.me.id);
+}
+
+function chatName(chat) {
+  if (chat.title) return chat.title;
+  const rest = others(chat);
+  return rest.length ? rest.map(displayName).join(', ') : 'Just you';
+}
+
+const isDirect = (chat) => others(chat).length === 1;
+
+function formatTime(iso) {
+  const date = new Date(iso);
+  const today = new Date().toDateString() === date.toDateString();
+  return today
+    ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    : date.toLocaleDateString([], { month: 'short', day: 'numeric' }) +
+        ' ' +
+        date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+function showError(node, message) {
+  node.textContent = message || '';
+  node.hidden = !message;
+}
+
+function toast(message, kind = 'info') {
+  const node = el('div', { class: `toast ${kind}`, role: 'status', text: message });
+  $('#toasts').append(node);
+  setTimeout(() => node.classList.add('leaving'), 4500);
+  setTimeout(() => node.remove(), 5000);
+}
+
+// ---- signing in ---------------------------------------------------------------------------------
+
+function showAuth() {
+  $('#boot').hidden = true;
+  $('#main-view').hidden = true;
+  $('#auth-view').hidden = false;
+  selectAuthTab('login');
+  $('[data-testid="login-username"]').focus();
+}
+
+function selectAuthTab(tab) {
+  for (const button of document.querySelectorAll('.auth-tabs button')) {
+    button.setAttribute('aria-selected', String(button.dataset.tab === tab));
+  }
+  $('#login-form').hidden = tab !== 'login';
+  $('#register-form').hidden = tab !== 'register';
+}
+
+async function withBusy(button, work) {
+  button.disabled = true;
+  button.classList.add('busy');
+  try {
+    return await work();
+  } finally {
+    button.disabled = false;
+    button.classList.remove('busy');
+  }
+}
+
+function bindAuth() {
+  for (const button of document.querySelectorAll('.auth-tabs button')) {
+    button.addEventListener('click', () => selectAuthTab(button.dataset.tab));
+  }
+  $('#login-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const error = $('#login-error');
+    showError(error, '');
+    await withBusy($('[data-testid="login-submit"]'), async () => {
+      try {
+        const { user } = await api.login(form.username.value.trim(), form.password.value);
+        form.reset();
+        await enterApp(user);
+      } catch (err) {
+        showError(error, err.status === 401 ? 'Wrong username or password.' : err.message);
+      }
+    });
+  });
+  $('#register-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const error = $('#register-error');
+    showError(error, '');
+    await withBusy($('#register-submit'), async () => {
+      try {
+        const { user } = await api.register(
+          form.username.value.trim(),
+          form.password.value,
+          form.display_name.value.trim(),
+        );
+        form.reset();
+        await enterApp(user);
+      } catch (err) {
+        showError(error, err.status === 403 ? 'Registration is closed on this server. Ask an admin for an account.' : err.message);
+      }
+    });
+  });
+}
+
+// ---- the signed-in app --------------------------------------------------------------------------
+
+async function enterApp(user) {
+  state.me = user;
+  $('#boot').hidden = true;
+  $('#auth-view').hidden = true;
+  $('#main-view').hidden = false;
+  $('#me-name').textContent = displayName(user);
+  $('#me-username').textContent = `@${user.username}`;
+  paintAvatar($('#me-avatar'), displayName(user));
+
+  try {
+    await loadChats();
+  } catch (err) {
+    toast(`Could not load your chats: ${err.message}`, 'error');
+  }
+
+  state.transport = new SignalTransport({
+    config,
+    chatIds: prioritizedChatIds,
+    startPolling: startSignalPolling,
+    onSignal: handleSignal,
+    onReceipt: (receipt) => state.calls && state.calls.handleReceipt(receipt),
+    onMessage: handleIncomingMessage,
+    onChange: renderTransport,
+    onResume: catchUp,
+    onUnauthorized: sessionEnded,
+  });
+  state.calls = new CallManager({
+    me: user,
+    transport: state.transport,
+    config,
+    onUpdate: renderCall,
+    onNotice: (message) => toast(message),
+  });
+  state.transport.start();
+  clearInterval(state.refreshTimer);
+  state.refreshTimer = setInterval(refreshWhileNotPushed, FALLBACK_REFRESH_MS);
+  route();
+}
+
+/** The chat list order also decides which chats hold a long-poll when on that fallback. */
+function prioritizedChatIds() {
+  const first = [];
+  const call = state.calls && state.calls.call;
+  if (call && !call.over) first.push(call.chatId);
+  if (state.openChatId) first.push(state.openChatId);
+  const rest = state.chats.map((c) => c.id);
+  return [...new Set([...first, ...rest])];
+}
+
+function handleSignal(signal) {
+  console.log(`[Polling] Processing signal: ${signal.type}`);
+  if (!state.chats.some((c) => c.id === Number(signal.chat_id))) loadChats().catch(() => {});
+  if (isCallSignal(signal.type)) return state.calls.handleSignal(signal);
+  return undefined; // other signal types are for other features
+}
+
+async function sessionEnded() {
+  try {
+    await api.me();
+  } catch (err) {
+    if (err.status === 401) {
+      leaveApp();
+      toast('Your session ended. Please sign in again.', 'error');
+      showAuth();
+    }
+  }
+}
+
+function leaveApp() {
+  clearInterval(state.refreshTimer);
+  if (state.calls) state.calls.destroy();
+  if (state.transport) state.transport.stop();
+  state.calls = null;
+  state.transport = null;
+  state.chats = [];
+  state.messages.clear();
+  state.unread.clear();
+  state.openChatId = null;
+  renderCall(null);
+  history.replaceState(null, '', location.pathname + location.search);
+}
+
+async function logout() {
+  leaveApp();
+  try {
+    await api.logout();
+  } catch {
+    // Signed out locally either way.
+  }
+  showAuth();
+}
+
+function renderTransport(mode) {
+  const node = $('#conn-status');
+  node.dataset.transport = mode || 'offline';
+  node.textContent = mode ? TRANSPORT_LABELS[mode] : 'Reconnecting…';
+  $('#offline-banner').hidden = Boolean(mode);
+}
+
+/** On long-poll and polling nothing pushes messages: fetch the open chat instead. */
+function refreshWhileNotPushed() {
+  const transport = state.transport;
+  if (!transport || transport.isPush || !transport.mode) return;
+  if (state.openChatId) loadMessages(state.openChatId).catch(() => {});
+  if (Date.now() - state.chatsLoadedAt > CHAT_LIST_REFRESH_MS) loadChats().catch(() => {});
+}
+
+/** A push stream is (back) up: fetch what was said while nothing was pushed. */
+function catchUp() {
+  if (state.openChatId && state.messages.has(state.openChatId)) loadMessages(state.openChatId).catch(() => {});
+  if (Date.now() - state.chatsLoadedAt > 2000) loadChats().catch(() => {});
+}
+
+// ---- chats --------------------------------------------------------------------------------------
+
+async function loadChats() {
+  state.chatsLoadedAt = Date.now();
+  const { chats } = await api.chats();
+  state.chats = chats;
+  renderChatList();
+  if (state.openChatId) renderChatHeader();
+}
+
+function renderChatList() {
+  const list = $('#chat-list');
+  list.replaceChildren(
+    ...state.chats.map((chat) => {
+      const label = chatName(chat);
+      const avatar = el('span', { class: 'avatar', 'aria-hidden': 'true' });
+      paintAvatar(avatar, label);
+      const subtitle = isDirect(chat) ? `@${others(chat)[0].username}` : `${chat.participants.length} people`;
+      return el(
+        'li',
+        {},
+        el(
+          'button',
+          {
+            class: `chat-item${chat.id === state.openChatId ? ' active' : ''}${state.unread.has(chat.id) ? ' unread' : ''}`,
+            'data-testid': 'chat-item',
+            'data-chat-id': chat.id,
+            'aria-current': chat.id === state.openChatId ? 'true' : null,
+            onclick: () => {
+              location.hash = `#/chats/${chat.id}`;
+            },
+          },
+          avatar,
+          el('span', { class: 'chat-item-text' }, el('strong', { text: label }), el('small', { text: subtitle })),
+          el('span', { class: 'unread-dot', 'aria-label': 'New messages' }),
+        ),
+      );
+    }),
+  );
+  $('#chat-list-empty').hidden = state.chats.length > 0;
+}
+
+function route() {
+  const match = location.hash.match(/^#\/chats\/(\d+)/);
+  openChat(match ? Number(match[1]) : null);
+}
+
+async function openChat(chatId) {
+  const chat = state.chats.find((c) => c.id === chatId);
+  state.openChatId = chat ? chat.id : null;
+  $('#main-view').classList.toggle('chat-open', Boolean(chat));
+  $('#chat-view').hidden = !chat;
+  $('#no-chat').hidden = Boolean(chat);
+  showError($('#send-error'), '');
+  if (!chat) {
+    renderChatList();
+    return;
+  }
+  state.unread.delete(chat.id);
+  renderChatList();
+  renderChatHeader();
+  renderMessages();
+  try {
+    await loadMessages(chat.id);
+  } catch (err) {
+    showError($('#send-error'), `Could not load messages: ${err.message}`);
+  }
+  if (window.matchMedia('(min-width: 720px)').matches) $('[data-testid="message-input"]').focus();
+}
+
+function renderChatHeader() {
+  const chat = state.chats.find((c) => c.id === state.openChatId);
+  if (!chat) return;
+  const label = chatName(chat);
+  $('#chat-name').textContent = label;
+  $('#chat-sub').textContent = isDirect(chat)
+    ? `@${others(chat)[0].username}`
+    : chat.participants.map(displayName).join(', ');
+  paintAvatar($('#chat-avatar'), label);
+  const start = $('[data-testid="start-call"]');
+  start.disabled = !isDirect(chat);
+  start.title = isDirect(chat) ? `Video call ${label}` : 'Video calls work in one-to-one chats';
+}
+
+// ---- messages -----------------------------------------------------------------------------------
+
+async function loadMessages(chatId) {
+  const { messages } = await api.messages(chatId);
+  mergeMessages(chatId, messages);
+}
+
+function mergeMessages(chatId, incoming) {
+  const known = state.messages.get(chatId) || [];
+  const byId = new Map(known.map((m) => [m.id, m]));
+  let changed = !state.messages.has(chatId);
+  for (const message of incoming) {
+    if (!byId.has(message.id)) {
+      byId.set(message.id, message);
+      changed = true;
+    }
+  }
+  if (!changed) return;
+  state.messages.set(chatId, [...byId.values()].sort((a, b) => a.id - b.id));
+  if (chatId === state.openChatId) renderMessages();
+}
+
+function handleIncomingMessage(message) {
+  const chatId = Number(message.chat_id);
+  if (!state.chats.some((c) => c.id === chatId)) {
+    loadChats().catch(() => {});
+  }
+  if (state.messages.has(chatId) || chatId === state.openChatId) mergeMessages(chatId, [message]);
+  if (chatId !== state.openChatId && message.sender.id !== state.me.id) {
+    state.unread.add(chatId);
+    // The chat with news moves to the top.
+    state.chats.sort((a, b) => (a.id === chatId ? -1 : b.id === chatId ? 1 : 0));
+    renderChatList();
+  }
+}
+
+function renderMessages() {
+  const list = $('#messages');
+  const messages = state.messages.get(state.openChatId);
+  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  if (!messages) {
+    list.replaceChildren(el('li', { class: 'messages-note', text: 'Loading messages…' }));
+    return;
+  }
+  if (messages.length === 0) {
+    list.replaceChildren(el('li', { class: 'messages-note', text: 'No messages yet. Say hello!' }));
+    return;
+  }
+  list.replaceChildren(
+    ...messages.map((m) => {
+      const mine = m.sender.id === state.me.id;
+      return el(
+        'li',
+        { class: `message ${mine ? 'mine' : 'theirs'}`, 'data-testid': 'message', 'data-message-id': m.id },
+        mine ? null : el('span', { class: 'message-sender', text: displayName(m.sender) }),
+        el('p', { class: 'message-body', text: m.body }),
+        el('time', { datetime: m.created_at, text: formatTime(m.created_at) }),
+      );
+    }),
+  );
+  if (nearBottom || list.dataset.chat !== String(state.openChatId)) list.scrollTop = list.scrollHeight;
+  list.dataset.chat = String(state.openChatId);
+}
+
+function bindChat() {
+  window.addEventListener('hashchange', route);
+  $('#back').addEventListener('click', () => {
+    location.hash = '';
+  });
+  $('#logout').addEventListener('click', logout);
+
+  $('#composer').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const input = $('[data-testid="message-input"]');
+    const body = input.value.trim();
+    const chatId = state.openChatId;
+    if (!body || !chatId) return;
+    showError($('#send-error'), '');
+    await withBusy($('[data-testid="message-send"]'), async () => {
+      try {
+        const message = await api.postMessage(chatId, body);
+        input.value = '';
+        mergeMessages(chatId, [message]);
+        $('#messages').scrollTop = $('#messages').scrollHeight;
+      } catch (err) {
+        // The text stays in the box, so nothing typed is lost.
+        showError($('#send-error'), `Message not sent: ${err.message}`);
+      }
+    });
+    input.focus();
+  });
+
+  $('#new-chat-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const input = $('#new-chat-username');
+    const username = input.value.trim().replace(/^@/, '');
+    const error = $('#new-chat-error');
+    showError(error, '');
+    if (!username) return;
+    if (username.toLowerCase() === state.me.username) {
+      showError(error, 'That is you. Enter someone else’s username.');
+      return;
+    }
+    await withBusy($('#new-chat-submit'), async () => {
+      try {
+        const chat = await api.createChat([username]);
+        input.value = '';
+        await loadChats();
+        location.hash = `#/chats/${chat.id}`;
+      } catch (err) {
+        showError(error, /unknown user/i.test(err.message) ? `No user called “${username}”.` : err.message);
+      }
+    });
+  });
+
+  $('[data-testid="start-call"]').addEventListener('click', () => {
+    const chat = state.chats.find((c) => c.id === state.openChatId);
+    if (chat && isDirect(chat)) state.calls.startCall(chat);
+  });
+}
+
+// ---- the call window ----------------------------------------------------------------------------
+
+let callClock = null;
+
+function bindCall() {
+  $('[data-testid="accept-call"]').addEventListener('click', () => state.calls.accept());
+  $('[data-testid="decline-call"]').addEventListener('click', () => state.calls.decline());
+  $('[data-testid="hangup"]').addEventListener('click', () => state.calls.hangup());
+  $('[data-testid="toggle-mute"]').addEventListener('click', () => state.calls.toggleMute());
+  $('[data-testid="toggle-camera"]').addEventListener('click', () => state.calls.toggleCamera());
+  $('[data-testid="call-close"]').addEventListener('click', () => state.calls.dismiss());
+  $('#call-again').addEventListener('click', () => {
+    const call = state.calls.call;
+    const chat = call && state.chats.find((c) => c.id === call.chatId);
+    state.calls.dismiss();
+    if (chat) state.calls.startCall(chat);
+  });
+  $('#remote-video').addEventListener('click', (event) => event.currentTarget.play().catch(() => {}));
+  document.addEventListener('keydown', (event) => {
+    const call = state.calls && state.calls.call;
+    if (event.key === 'Escape' && call && call.over) state.calls.dismiss();
+  });
+}
+
+function attachStream(video, stream) {
+  if (video.srcObject !== stream) video.srcObject = stream || null;
+  if (stream && video.paused) {
+    // Autoplay can be refused (no user gesture yet); a click on the video starts it.
+    video.play().catch(() => {});
+  }
+}
+
+function formatDuration(ms) {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const minutes = Math.floor(total / 60);
+  const seconds = String(total % 60).padStart(2, '0');
+  return `${minutes}:${seconds}`;
+}
+
+const STATUS_HINTS = {
+  calling: 'Calling…',
+  ringing: 'Ringing…',
+  connecting: 'Connecting…',
+  reconnecting: 'Connection interrupted, reconnecting…',
+};
+
+function renderCall(call) {
+  const modal = $('#call-modal');
+  clearInterval(callClock);
+  document.title = call && call.incoming ? `Incoming call · Switchboard` : 'Switchboard';
+  if (!call) {
+    modal.hidden = true;
+    attachStream($('#local-video'), null);
+    attachStream($('#remote-video'), null);
+    document.body.classList.remove('in-call');
+    return;
+  }
+  modal.hidden = false;
+  document.body.classList.add('in-call');
+  modal.dataset.status = call.status;
+  modal.classList.toggle('incoming', call.incoming);
+  modal.classList.toggle('over', call.over);
+
+  const peerName = displayName(call.peer);
+  $('#call-peer').textContent = peerName;
+  paintAvatar($('#call-avatar'), peerName);
+  const status = $('[data-testid="call-status"]');
+  status.textContent = call.status; // exactly the status word; the reason is separate
+  status.dataset.status = call.status;
+
+  let reason = call.reason;
+  if (!reason && call.incoming) reason = `${peerName} is calling you…`;
+  if (!reason) reason = STATUS_HINTS[call.status] || '';
+  $('[data-testid="call-reason"]').textContent = reason;
+
+  const timer = $('#call-timer');
+  const tick = () => {
+    timer.textContent = call.connectedAt ? formatDuration((call.endedAt || Date.now()) - call.connectedAt) : '';
+  };
+  tick();
+  if (call.connectedAt && !call.over) callClock = setInterval(tick, 1000);
+
+  attachStream($('#local-video'), call.over ? null : call.localStream);
+  attachStream($('#remote-video'), call.over ? null : call.remoteStream);
+  const remoteHasVideo = Boolean(call.remoteStream && call.remoteStream.getVideoTracks().length) && !call.over;
+  $('#remote-placeholder').hidden = remoteHasVideo && call.status === 'connected';
+  $('#local-video').hidden = !call.localStream || call.over;
+  $('#local-video').classList.toggle('camera-off', call.cameraOff);
+
+  $('#incoming-controls').hidden = !call.incoming || call.over;
+  $('#active-controls').hidden = call.incoming || call.over;
+  $('#over-controls').hidden = !call.over;
+  $('#call-again').hidden = !(call.over && call.role === 'caller' && call.status === 'failed');
+
+  const mute = $('[data-testid="toggle-mute"]');
+  mute.setAttribute('aria-pressed', String(call.muted));
+  mute.querySelector('.label').textContent = call.muted ? 'Unmute' : 'Mute';
+  mute.disabled = !call.localStream;
+  const camera = $('[data-testid="toggle-camera"]');
+  camera.setAttribute('aria-pressed', String(call.cameraOff));
+  camera.querySelector('.label').textContent = call.cameraOff ? 'Camera on' : 'Camera off';
+  camera.disabled = !call.localStream;
+}
+
+// ---- debugging info -----------------------------------------------------------------------------
+
+// For the console and the browser tests: what the client is doing right now.
+window.switchboard = {
+  config,
+  get user() {
+    return state.me;
+  },
+  get transport() {
+    return state.transport ? state.transport.mode : null;
+  },
+  get transportHistory() {
+    return state.transport ? state.transport.history.slice() : [];
+  },
+  get cursor() {
+    return state.transport ? state.transport.cursor : 0;
+  },
+  get pc() {
+    const call = state.calls && state.calls.call;
+    return call ? call.pc : null;
+  },
+  get call() {
+    const call = state.calls && state.calls.call;
+    if (!call) return null;
+    const { id, chatId, role, status, reason, clickedAt, connectedAt, endedAt, iceRestarts, statusLog } = call;
+    return { id, chatId, role, status, reason, clickedAt, connectedAt, endedAt, iceRestarts, statusLog: statusLog.slice() };
+  },
+};
+
+// ---- start --------------------------------------------------------------------------------------
+
+async function boot() {
+  bindAuth();
+  bindChat();
+  bindCall();
+  try {
+    const { user } = await api.me();
+    await enterApp(user);
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 401) {
+      toast(err.message, 'error');
+    }
+    showAuth();
+  }
+}
+
+boot();

@@ -1,0 +1,739 @@
+// call.js — browser video calls, built the way the debugging guide describes them.
+//
+// The guide's functions keep their names and console words, so the guide stays true:
+//   send(type, payload)      sends a signal by WebSocket when it is open AND by the server relay,
+//                            both with the same signal_id (the server stores it once)
+//   sendViaServerRelay()     POST /api/p2p/send-signal/ with the X-CSRFToken header; retried with
+//                            backoff on failure, reusing the signal_id
+//   startSignalPolling()     long-poll, or poll every 1.5 s — only while no push transport is up
+//                            (transport.js decides when)
+//   setupPeer()              the RTCPeerConnection, with the ICE servers from the server
+//
+// A call, as signals (every payload carries `call_id`, so signals of an old call are ignored):
+//   caller                                   callee
+//   call.invite {call_id, video}   ──────▶   rings; answers call.ringing
+//   (delivered receipt or call.ringing: "ringing")
+//                                  ◀──────   call.accept | call.decline
+//   webrtc.offer                   ──────▶
+//                                  ◀──────   webrtc.answer
+//   webrtc.ice                     ◀─────▶   webrtc.ice (queued until the remote description is set)
+//   call.cancel (gave up ringing) / call.end (hung up), from either side
+// Descriptions follow "perfect negotiation": the user with the higher id is polite (yields when
+// both offer at once), so glare and ICE restarts always settle on one negotiation.
+
+import { api, ApiError } from './api.js';
+
+const CALL_SIGNAL = /^(call|webrtc)\./;
+const RELAY_RETRY_DELAYS_MS = [250, 500, 1000, 2000, 4000];
+const LONGPOLL_WAIT_S = 25;
+const POLL_INTERVAL_MS = 1500;
+// Browsers allow ~6 connections per host; long-polls beyond these few chats would starve fetches.
+const MAX_HELD_LONGPOLLS = 3;
+const INCOMING_GRACE_MS = 15000;
+const MAX_ICE_RESTARTS = 3;
+
+const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function isCallSignal(type) {
+  return CALL_SIGNAL.test(type);
+}
+
+/** A random id; crypto.randomUUID needs a secure context, getRandomValues does not. */
+export function newId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * The guide's sendViaServerRelay(): stores the signal on the server (the database is the source
+ * of truth). A failure that may pass (no answer, 429, 5xx) is retried with backoff — honouring
+ * Retry-After — with the same signal_id, so a retry of a send that did arrive is not stored twice.
+ */
+export async function sendViaServerRelay(signal, { keepalive = false } = {}) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      const result = await api.sendSignal(signal, { keepalive });
+      console.log(`Signal sent via server: ${signal.type}`);
+      return result;
+    } catch (err) {
+      const retryable = err instanceof ApiError && err.retryable;
+      if (!retryable || attempt >= RELAY_RETRY_DELAYS_MS.length) {
+        console.error(`[CallJS] Server relay failed for ${signal.type}: ${err.message}`);
+        throw err;
+      }
+      const wait = Math.max(err.retryAfterMs || 0, RELAY_RETRY_DELAYS_MS[attempt]);
+      console.warn(
+        `[CallJS] Server relay failed for ${signal.type} (${err.message}); ` +
+          `retry ${attempt + 1} in ${wait} ms with the same signal_id`,
+      );
+      await delay(wait);
+    }
+  }
+}
+
+/**
+ * The guide's startSignalPolling(), with a cursor: used only while no push transport is up.
+ * With `longPoll`, the most important chats each hold a long-poll (answered the moment a signal
+ * is stored); every other chat is polled every 1.5 s. Each response is processed before the next
+ * request acknowledges it (its `after` cursor). Resolves to the running loop once a first round
+ * of requests has succeeded, and rejects when it fails (so the transport falls back further).
+ *
+ * `source` is the SignalTransport: chatIds(), cursorFor(), deliver(), drain(), dropped().
+ */
+export async function startSignalPolling(source, { longPoll = false } = {}) {
+  const kind = longPoll ? 'longpoll' : 'polling';
+  const controller = new AbortController();
+  const held = new Set();
+  let stopped = false;
+  let timer = null;
+  let failures = 0;
+
+  const conn = {
+    kind,
+    close() {
+      stopped = true;
+      clearTimeout(timer);
+      controller.abort();
+    },
+  };
+
+  const poll = async (chatId, wait) => {
+    const data = await api.signals(chatId, source.cursorFor(chatId), { wait, signal: controller.signal });
+    if (stopped) return;
+    const signals = data.signals || [];
+    console.log(`[Polling] Response: ${data.success} Signals: ${signals.length}`);
+    for (const signal of signals) source.deliver(signal, kind);
+    await source.drain();
+  };
+
+  const failed = (err) => {
+    if (stopped || (err && err.name === 'AbortError')) return true;
+    failures += 1;
+    console.warn(`[Polling] Request failed (${err.message}), ${failures} in a row`);
+    if (err.status === 401 || err.status === 403 || failures >= 3) {
+      source.dropped(conn, err.message);
+      return true;
+    }
+    return false;
+  };
+
+  const heldChats = () => (longPoll ? source.chatIds().slice(0, MAX_HELD_LONGPOLLS) : []);
+
+  const hold = async (chatId) => {
+    held.add(chatId);
+    while (!stopped && heldChats().includes(chatId)) {
+      try {
+        await poll(chatId, LONGPOLL_WAIT_S);
+        failures = 0;
+      } catch (err) {
+        if (failed(err)) break;
+        await delay(1000 * failures);
+      }
+    }
+    held.delete(chatId);
+  };
+
+  const tick = async () => {
+    if (stopped) return;
+    for (const chatId of heldChats()) if (!held.has(chatId)) hold(chatId);
+    try {
+      for (const chatId of source.chatIds()) {
+        if (!held.has(chatId) && !stopped) await poll(chatId, 0);
+      }
+      failures = 0;
+    } catch (err) {
+      if (failed(err) && !stopped) return;
+    }
+    if (!stopped) timer = setTimeout(tick, POLL_INTERVAL_MS);
+  };
+
+  // One immediate round over every chat: it proves this path works (or throws, and the caller
+  // falls back) and picks up whatever is waiting.
+  for (const chatId of source.chatIds()) await poll(chatId, 0);
+  timer = setTimeout(tick, longPoll ? 0 : POLL_INTERVAL_MS);
+  return conn;
+}
+
+function mediaErrorMessage(err) {
+  switch (err && err.name) {
+    case 'NotAllowedError':
+    case 'SecurityError':
+      return 'Camera and microphone access was denied. Allow it for this site in your browser settings, then try again.';
+    case 'NotFoundError':
+    case 'OverconstrainedError':
+      return 'No camera or microphone was found on this device.';
+    case 'NotReadableError':
+      return 'Your camera or microphone is in use by another app. Close it and try again.';
+    case 'NotSupportedError':
+      return 'This browser cannot make video calls here (a secure https connection is needed).';
+    default:
+      return `Could not start the camera: ${(err && err.message) || err}`;
+  }
+}
+
+const name = (user) => (user && (user.display_name || user.username)) || 'The other person';
+
+/**
+ * One call at a time. The UI reads `manager.call` (a plain object, below) and re-renders on
+ * `onUpdate`; it calls startCall / accept / decline / hangup / toggleMute / toggleCamera.
+ */
+export class CallManager {
+  constructor({ me, transport, config, onUpdate, onNotice }) {
+    this.me = me;
+    this.transport = transport;
+    this.config = config;
+    this.onUpdate = onUpdate;
+    this.onNotice = onNotice;
+    this.call = null;
+    // A hang-up must reach the other side even when the tab is being closed.
+    this.onPageHide = () => this.hangupOnUnload();
+    window.addEventListener('pagehide', this.onPageHide);
+  }
+
+  destroy() {
+    window.removeEventListener('pagehide', this.onPageHide);
+    if (this.call && !this.call.over) this.hangup();
+  }
+
+  get active() {
+    return Boolean(this.call && !this.call.over);
+  }
+
+  newCall({ id, chat, peer, role, status }) {
+    return {
+      id,
+      chatId: Number(chat),
+      peer,
+      role,
+      status,
+      reason: '',
+      incoming: role === 'callee',
+      polite: this.me.id > peer.id,
+      over: false,
+      accepted: false,
+      pc: null,
+      localStream: null,
+      remoteStream: null,
+      pendingCandidates: [],
+      earlyDescriptions: [],
+      makingOffer: false,
+      ignoreOffer: false,
+      tracksAttached: false,
+      inviteSignalId: null,
+      inviteDelivered: false,
+      iceRestarts: 0,
+      timers: {},
+      muted: false,
+      cameraOff: false,
+      clickedAt: null,
+      connectedAt: null,
+      endedAt: null,
+      statusLog: [],
+    };
+  }
+
+  update() {
+    this.onUpdate(this.call);
+  }
+
+  setStatus(call, status, reason = '') {
+    if (call.over && status !== 'ended' && status !== 'failed') return;
+    if (call.status === status && call.reason === reason) return;
+    call.status = status;
+    call.reason = reason;
+    call.statusLog.push({ status, at: Date.now() });
+    console.log(`[CallJS] Call status: ${status}${reason ? ` (${reason})` : ''}`);
+    if (call === this.call) this.update();
+  }
+
+  // ---- sending ----------------------------------------------------------------------------
+
+  /**
+   * The guide's send(): the WebSocket when it is open (fast) and the server relay (stored), with
+   * one signal_id, so the server keeps it once whichever path gets there first. Resolves with the
+   * first answer ({recipients, online, signal_id}); rejects only when both paths failed.
+   */
+  async send(type, payload, { call = this.call, signalId = newId(), keepalive = false } = {}) {
+    const signal = { chat_id: call.chatId, type, payload, signal_id: signalId, to: call.peer.id };
+    console.log(`[CallJS] Sending ${type}...`);
+    const paths = [];
+    if (!keepalive && this.transport.isWebSocketOpen()) {
+      paths.push(this.transport.sendFrame({ op: 'send', ...signal }));
+      console.log(`✓ Sent ${type} via WebSocket`);
+    } else {
+      console.log(`[CallJS] WS not ready, sending ${type} by server relay only`);
+    }
+    paths.push(sendViaServerRelay(signal, { keepalive }));
+    try {
+      return await Promise.any(paths);
+    } catch (aggregate) {
+      throw aggregate.errors[aggregate.errors.length - 1];
+    }
+  }
+
+  // ---- media and the peer connection --------------------------------------------------------
+
+  async getMedia() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      const err = new Error('getUserMedia unavailable');
+      err.name = 'NotSupportedError';
+      throw err;
+    }
+    return navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+  }
+
+  /** The guide's setupPeer(): an RTCPeerConnection with the server's ICE servers. */
+  async setupPeer(call) {
+    let iceServers = [];
+    try {
+      ({ iceServers } = await api.iceServers());
+    } catch (err) {
+      console.warn(`[CallJS] Could not load ICE servers (${err.message}); trying without`);
+    }
+    if (call.over) return; // hung up while the ICE servers loaded
+    const pc = new RTCPeerConnection({ iceServers });
+    call.pc = pc;
+    call.remoteStream = new MediaStream();
+    console.log(`[CallJS] Peer connection set up with ${iceServers.length} ICE server(s)`);
+
+    pc.onicecandidate = ({ candidate }) => {
+      if (!candidate || call.over) return;
+      this.send('webrtc.ice', { call_id: call.id, candidate: candidate.toJSON() }, { call }).catch((err) =>
+        console.warn(`[CallJS] ICE candidate not sent: ${err.message}`),
+      );
+    };
+    pc.ontrack = ({ track }) => {
+      call.remoteStream.addTrack(track);
+      if (call === this.call) this.update();
+    };
+    pc.onnegotiationneeded = async () => {
+      if (call.over) return;
+      try {
+        call.makingOffer = true;
+        await pc.setLocalDescription();
+      } catch (err) {
+        console.error('[CallJS] Could not create an offer:', err);
+        return;
+      } finally {
+        call.makingOffer = false;
+      }
+      this.send('webrtc.offer', { call_id: call.id, sdp: pc.localDescription.toJSON() }, { call }).catch((err) =>
+        this.fail(call, `Could not reach ${name(call.peer)}: ${err.message}`),
+      );
+    };
+    pc.oniceconnectionstatechange = () => {
+      console.log(`[CallJS] ICE connection state: ${pc.iceConnectionState}`);
+      if (pc.iceConnectionState === 'failed') this.connectionBroke(call, true);
+    };
+    pc.onconnectionstatechange = () => this.onConnectionState(call);
+
+    // Descriptions that arrived before the connection existed (only in unusual orders).
+    for (const description of call.earlyDescriptions.splice(0)) await this.handleDescription(call, description);
+  }
+
+  attachLocalTracks(call) {
+    if (call.tracksAttached || !call.localStream || !call.pc) return;
+    call.tracksAttached = true;
+    // After a remote offer, addTrack reuses its transceivers, so the answer sends both ways
+    // without a second negotiation.
+    for (const track of call.localStream.getTracks()) call.pc.addTrack(track, call.localStream);
+  }
+
+  async handleDescription(call, description) {
+    const pc = call.pc;
+    if (!pc) {
+      call.earlyDescriptions.push(description);
+      return;
+    }
+    const offerCollision = description.type === 'offer' && (call.makingOffer || pc.signalingState !== 'stable');
+    call.ignoreOffer = !call.polite && offerCollision;
+    if (call.ignoreOffer) {
+      console.log('[CallJS] Both sides offered at once; keeping ours (impolite side)');
+      return;
+    }
+    await pc.setRemoteDescription(description); // the polite side rolls its own offer back
+    if (description.type === 'offer') {
+      this.attachLocalTracks(call);
+      await pc.setLocalDescription();
+      this.send('webrtc.answer', { call_id: call.id, sdp: pc.localDescription.toJSON() }, { call }).catch((err) =>
+        this.fail(call, `Could not reach ${name(call.peer)}: ${err.message}`),
+      );
+    }
+    await this.flushCandidates(call);
+  }
+
+  candidateFits(pc, candidate) {
+    // A candidate belongs to one ICE generation (its ufrag); one from a restart can arrive before
+    // the description that starts that generation.
+    if (!pc || !pc.remoteDescription) return false;
+    const ufrag = candidate.usernameFragment;
+    return !ufrag || pc.remoteDescription.sdp.includes(`a=ice-ufrag:${ufrag}`);
+  }
+
+  async handleCandidate(call, candidate) {
+    if (!this.candidateFits(call.pc, candidate)) {
+      // Queued, not dropped: the remote description is on its way.
+      if (call.pendingCandidates.length < 500) call.pendingCandidates.push(candidate);
+      return;
+    }
+    try {
+      await call.pc.addIceCandidate(candidate);
+    } catch (err) {
+      if (!call.ignoreOffer) console.warn(`[CallJS] Could not add an ICE candidate: ${err.message}`);
+    }
+  }
+
+  async flushCandidates(call) {
+    const waiting = call.pendingCandidates.splice(0);
+    for (const candidate of waiting) await this.handleCandidate(call, candidate);
+  }
+
+  onConnectionState(call) {
+    const state = call.pc.connectionState;
+    console.log(`[CallJS] Connection state: ${state}`);
+    if (call.over) return;
+    if (state === 'connected') {
+      clearTimeout(call.timers.giveUp);
+      clearTimeout(call.timers.restart);
+      call.timers.giveUp = null;
+      call.iceRestarts = 0;
+      if (!call.connectedAt) call.connectedAt = Date.now();
+      this.setStatus(call, 'connected');
+    } else if (state === 'disconnected') {
+      this.connectionBroke(call, false);
+    } else if (state === 'failed') {
+      this.connectionBroke(call, true);
+    }
+  }
+
+  /**
+   * The media path broke. "disconnected" often heals by itself, so it gets a few seconds; a
+   * failed ICE connection gets an ICE restart at once. Either way the call is given up only
+   * after `iceGiveUpMs` without recovering.
+   */
+  connectionBroke(call, failed) {
+    if (call.over || !call.accepted) return;
+    if (call.connectedAt) this.setStatus(call, 'reconnecting');
+    if (failed) this.restartIce(call);
+    else if (!call.timers.restart) {
+      call.timers.restart = setTimeout(() => {
+        call.timers.restart = null;
+        if (!call.over && call.pc && call.pc.connectionState !== 'connected') this.restartIce(call);
+      }, 3000);
+    }
+    this.armGiveUp(call);
+  }
+
+  restartIce(call) {
+    if (call.over || !call.pc || call.iceRestarts >= MAX_ICE_RESTARTS) return;
+    call.iceRestarts += 1;
+    console.log(`[CallJS] ICE connection failed: restarting ICE (attempt ${call.iceRestarts})`);
+    call.pc.restartIce(); // fires negotiationneeded: a new offer with fresh ICE credentials
+  }
+
+  armGiveUp(call) {
+    if (call.timers.giveUp) return;
+    call.timers.giveUp = setTimeout(() => {
+      if (call.over || (call.pc && call.pc.connectionState === 'connected')) return;
+      this.send('call.end', { call_id: call.id, reason: 'connection-failed' }, { call }).catch(() => {});
+      this.fail(
+        call,
+        call.connectedAt
+          ? 'The connection was lost and could not be restored.'
+          : 'Could not connect the call. A firewall may be blocking the connection.',
+      );
+    }, this.config.iceGiveUpMs);
+  }
+
+  // ---- what the person does -----------------------------------------------------------------
+
+  /** Start Video Call in a one-to-one chat. */
+  async startCall(chat) {
+    if (this.active) {
+      this.onNotice('You are already in a call.');
+      return;
+    }
+    const peer = chat.participants.find((p) => p.id !== this.me.id);
+    if (!peer) return;
+    const call = this.newCall({ id: newId(), chat: chat.id, peer, role: 'caller', status: 'calling' });
+    call.clickedAt = Date.now();
+    call.statusLog.push({ status: 'calling', at: call.clickedAt });
+    this.call = call;
+    this.update();
+
+    try {
+      call.localStream = await this.getMedia();
+    } catch (err) {
+      console.warn(`[CallJS] getUserMedia failed: ${err.name}`);
+      this.fail(call, mediaErrorMessage(err));
+      return;
+    }
+    if (call.over) {
+      call.localStream.getTracks().forEach((t) => t.stop());
+      return;
+    }
+    this.update();
+    await this.setupPeer(call);
+    // Hung up meanwhile, or the other side called at the same moment and we answered theirs.
+    if (call.over || call.role !== 'caller') return;
+
+    call.inviteSignalId = newId(); // known before sending: its receipt may beat the answer
+    call.timers.ring = setTimeout(() => this.ringTimedOut(call), this.config.ringTimeoutMs);
+    let result;
+    try {
+      result = await this.send('call.invite', { call_id: call.id, video: true }, { call, signalId: call.inviteSignalId });
+    } catch (err) {
+      this.fail(call, `Could not place the call: ${err.message}`);
+      return;
+    }
+    if (result && result.online === 0 && !call.inviteDelivered) {
+      console.log(`[CallJS] ${name(peer)} has no open connection; waiting briefly for a delivery receipt`);
+      call.timers.unreachable = setTimeout(() => {
+        if (!call.inviteDelivered && !call.accepted) this.unreachable(call, `${name(peer)} is not reachable right now (offline).`);
+      }, this.config.unreachableGraceMs);
+    }
+  }
+
+  ringTimedOut(call) {
+    if (call.over || call.accepted) return;
+    this.send('call.cancel', { call_id: call.id, reason: 'no-answer' }, { call }).catch(() => {});
+    this.fail(call, `${name(call.peer)} did not answer.`);
+  }
+
+  unreachable(call, reason) {
+    if (call.over || call.accepted) return;
+    this.send('call.cancel', { call_id: call.id, reason: 'unreachable' }, { call }).catch(() => {});
+    this.fail(call, reason);
+  }
+
+  async accept() {
+    const call = this.call;
+    if (!call || !call.incoming || call.over) return;
+    call.incoming = false;
+    call.accepted = true;
+    clearTimeout(call.timers.incoming);
+    this.setStatus(call, 'connecting');
+    try {
+      call.localStream = await this.getMedia();
+    } catch (err) {
+      console.warn(`[CallJS] getUserMedia failed: ${err.name}`);
+      this.send('call.decline', { call_id: call.id, reason: 'media' }, { call }).catch(() => {});
+      this.fail(call, mediaErrorMessage(err));
+      return;
+    }
+    if (call.over) {
+      call.localStream.getTracks().forEach((t) => t.stop());
+      return;
+    }
+    this.update();
+    await this.setupPeer(call);
+    if (call.over) return;
+    this.armGiveUp(call);
+    try {
+      await this.send('call.accept', { call_id: call.id }, { call });
+    } catch (err) {
+      this.fail(call, `Could not answer the call: ${err.message}`);
+    }
+  }
+
+  decline() {
+    const call = this.call;
+    if (!call || !call.incoming || call.over) return;
+    this.send('call.decline', { call_id: call.id }, { call }).catch(() => {});
+    this.finish(call, 'ended', 'You declined the call.');
+    this.dismiss();
+  }
+
+  hangup() {
+    const call = this.call;
+    if (!call || call.over) return;
+    if (call.incoming) {
+      this.decline();
+      return;
+    }
+    if (call.inviteSignalId || call.role === 'callee') {
+      const type = call.accepted ? 'call.end' : 'call.cancel';
+      this.send(type, { call_id: call.id }, { call }).catch(() => {});
+    }
+    this.finish(call, 'ended', 'You ended the call.');
+  }
+
+  hangupOnUnload() {
+    const call = this.call;
+    if (!call || call.over || !(call.inviteSignalId || call.role === 'callee')) return;
+    const type = call.incoming ? 'call.decline' : call.accepted ? 'call.end' : 'call.cancel';
+    this.send(type, { call_id: call.id }, { call, keepalive: true }).catch(() => {});
+  }
+
+  toggleMute() {
+    const call = this.call;
+    if (!call || !call.localStream) return;
+    call.muted = !call.muted;
+    call.localStream.getAudioTracks().forEach((t) => (t.enabled = !call.muted));
+    this.update();
+  }
+
+  toggleCamera() {
+    const call = this.call;
+    if (!call || !call.localStream) return;
+    call.cameraOff = !call.cameraOff;
+    call.localStream.getVideoTracks().forEach((t) => (t.enabled = !call.cameraOff));
+    this.update();
+  }
+
+  /** Closes the call window after the call is over. */
+  dismiss() {
+    if (this.call && !this.call.over) return;
+    this.call = null;
+    this.update();
+  }
+
+  fail(call, reason) {
+    this.finish(call, 'failed', reason);
+  }
+
+  /** Ends a call for good: timers, camera, connection. The window stays until dismissed. */
+  finish(call, status, reason) {
+    if (call.over) return;
+    call.over = true;
+    call.incoming = false;
+    call.endedAt = Date.now();
+    Object.values(call.timers).forEach((t) => clearTimeout(t));
+    if (call.localStream) call.localStream.getTracks().forEach((t) => t.stop());
+    if (call.pc) call.pc.close();
+    this.setStatus(call, status, reason);
+    if (call === this.call) this.update();
+  }
+
+  // ---- what the other side does ----------------------------------------------------------------
+
+  handleReceipt(receipt) {
+    const call = this.call;
+    if (!call || call.over || !call.inviteSignalId || receipt.signal_id !== call.inviteSignalId) return;
+    if (receipt.status === 'delivered') {
+      this.inviteReached(call);
+    } else if (receipt.status === 'expired' && !call.inviteDelivered) {
+      this.unreachable(call, `${name(call.peer)} is not reachable: the call invite expired unread.`);
+    }
+  }
+
+  inviteReached(call) {
+    call.inviteDelivered = true;
+    clearTimeout(call.timers.unreachable);
+    if (call.status === 'calling' && !call.accepted) this.setStatus(call, 'ringing');
+  }
+
+  /** Processes one call signal, in seq order (the transport calls this once per signal). */
+  async handleSignal(signal) {
+    if (!isCallSignal(signal.type)) return;
+    const payload = signal.payload || {};
+    if (signal.type === 'call.invite') {
+      await this.onInvite(signal, payload);
+      return;
+    }
+    const call = this.call;
+    if (!call || call.over || payload.call_id !== call.id || Number(signal.chat_id) !== call.chatId) {
+      console.log(`[CallJS] Ignoring ${signal.type} of another call`);
+      return;
+    }
+    switch (signal.type) {
+      case 'call.ringing':
+        if (call.role === 'caller') this.inviteReached(call);
+        break;
+      case 'call.accept':
+        if (call.role !== 'caller' || call.accepted) break;
+        call.accepted = true;
+        this.inviteReached(call);
+        clearTimeout(call.timers.ring);
+        this.setStatus(call, 'connecting');
+        this.armGiveUp(call);
+        this.attachLocalTracks(call); // fires negotiationneeded: the offer
+        break;
+      case 'call.decline':
+        this.finish(
+          call,
+          'ended',
+          payload.reason === 'busy'
+            ? `${name(call.peer)} is in another call.`
+            : payload.reason === 'media'
+              ? `${name(call.peer)} could not start their camera.`
+              : `${name(call.peer)} declined the call.`,
+        );
+        break;
+      case 'call.cancel':
+        if (call.incoming) {
+          this.finish(call, 'ended', `Missed call from ${name(call.peer)}.`);
+          this.dismiss();
+          this.onNotice(`Missed call from ${name(call.peer)}.`);
+        } else {
+          this.finish(call, 'ended', `${name(call.peer)} hung up.`);
+        }
+        break;
+      case 'call.end':
+        this.finish(call, 'ended', `${name(call.peer)} ended the call.`);
+        break;
+      case 'webrtc.offer':
+      case 'webrtc.answer':
+        if (payload.sdp) await this.handleDescription(call, payload.sdp);
+        break;
+      case 'webrtc.ice':
+        if (payload.candidate) await this.handleCandidate(call, payload.candidate);
+        break;
+      default:
+        break;
+    }
+  }
+
+  async onInvite(signal, payload) {
+    const from = signal.sender;
+    const current = this.call;
+    if (current && !current.over) {
+      if (current.id === payload.call_id) return;
+      const glare =
+        current.role === 'caller' &&
+        !current.accepted &&
+        current.peer.id === from.id &&
+        current.chatId === Number(signal.chat_id);
+      if (glare && !current.polite) {
+        console.log('[CallJS] Both called at once; keeping our call (impolite side)');
+        return;
+      }
+      if (glare) {
+        // Both called at once and we are the polite side: our call gives way to theirs, which
+        // we answer at once (we wanted this call). Our own invite is ignored on their side.
+        console.log('[CallJS] Both called at once; answering their call (polite side)');
+        clearTimeout(current.timers.ring);
+        clearTimeout(current.timers.unreachable);
+        current.id = payload.call_id;
+        current.role = 'callee';
+        current.inviteSignalId = null;
+        current.accepted = true;
+        this.setStatus(current, 'connecting');
+        this.armGiveUp(current);
+        this.send('call.accept', { call_id: current.id }, { call: current }).catch((err) =>
+          this.fail(current, `Could not answer the call: ${err.message}`),
+        );
+        return;
+      }
+      // Already in another call: say so instead of ringing over it.
+      const busy = { chatId: Number(signal.chat_id), peer: from };
+      this.send('call.decline', { call_id: payload.call_id, reason: 'busy' }, { call: busy }).catch(() => {});
+      return;
+    }
+    const call = this.newCall({ id: payload.call_id, chat: signal.chat_id, peer: from, role: 'callee', status: 'ringing' });
+    call.statusLog.push({ status: 'ringing', at: Date.now() });
+    this.call = call;
+    this.update();
+    // Tells the caller we ring, on every transport (receipts only reach push clients).
+    this.send('call.ringing', { call_id: call.id }, { call }).catch(() => {});
+    // Should the caller vanish without cancelling, stop ringing a little after it would have.
+    call.timers.incoming = setTimeout(() => {
+      if (call.incoming && !call.over) {
+        this.finish(call, 'ended', `Missed call from ${name(from)}.`);
+        this.dismiss();
+        this.onNotice(`Missed call from ${name(from)}.`);
+      }
+    }, Math.max(this.config.ringTimeoutMs, 30000) + INCOMING_GRACE_MS);
+  }
+}
