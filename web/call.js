@@ -462,18 +462,7 @@ export class CallManager {
     this.call = call;
     this.update();
 
-    try {
-      call.localStream = await this.getMedia();
-    } catch (err) {
-      console.warn(`[CallJS] getUserMedia failed: ${err.name}`);
-      this.fail(call, mediaErrorMessage(err));
-      return;
-    }
-    if (call.over) {
-      call.localStream.getTracks().forEach((t) => t.stop());
-      return;
-    }
-    this.update();
+    if (!(await this.acquireMedia(call))) return;
     await this.setupPeer(call);
     // Hung up meanwhile, or the other side called at the same moment and we answered theirs.
     if (call.over || call.role !== 'caller') return;
@@ -495,6 +484,28 @@ export class CallManager {
     }
   }
 
+  /**
+   * Opens the camera and microphone for `call`. False when the call cannot go on: access was
+   * denied (the call fails with a message saying what to do; `onDenied` tells the other side)
+   * or the call ended while the browser was asking.
+   */
+  async acquireMedia(call, { onDenied } = {}) {
+    try {
+      call.localStream = await this.getMedia();
+    } catch (err) {
+      console.warn(`[CallJS] getUserMedia failed: ${err.name}`);
+      onDenied?.();
+      this.fail(call, mediaErrorMessage(err));
+      return false;
+    }
+    if (call.over) {
+      call.localStream.getTracks().forEach((t) => t.stop());
+      return false;
+    }
+    this.update();
+    return true;
+  }
+
   ringTimedOut(call) {
     if (call.over || call.accepted) return;
     this.send('call.cancel', { call_id: call.id, reason: 'no-answer' }, { call }).catch(() => {});
@@ -514,19 +525,9 @@ export class CallManager {
     call.accepted = true;
     clearTimeout(call.timers.incoming);
     this.setStatus(call, 'connecting');
-    try {
-      call.localStream = await this.getMedia();
-    } catch (err) {
-      console.warn(`[CallJS] getUserMedia failed: ${err.name}`);
+    const declineForMedia = () =>
       this.send('call.decline', { call_id: call.id, reason: 'media' }, { call }).catch(() => {});
-      this.fail(call, mediaErrorMessage(err));
-      return;
-    }
-    if (call.over) {
-      call.localStream.getTracks().forEach((t) => t.stop());
-      return;
-    }
-    this.update();
+    if (!(await this.acquireMedia(call, { onDenied: declineForMedia }))) return;
     await this.setupPeer(call);
     if (call.over) return;
     this.armGiveUp(call);
