@@ -14,7 +14,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{assert_gap_free_in_sender_order, register_at, TestDatabase, TestUser};
+use crate::helpers::{
+    assert_gap_free_in_sender_order, register_at, send_numbered_concurrently, TestDatabase,
+    TestUser,
+};
 use crate::push_clients::{SseClient, WsClient, WAIT};
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
@@ -395,15 +398,7 @@ async fn concurrent_senders_on_two_nodes_keep_seq_in_order_without_gaps() {
         )
         .await;
     let chat = chat["id"].as_i64().unwrap();
-    let runs = senders.iter().map(|sender| async move {
-        for n in 0..PER_SENDER {
-            let (status, body) = sender
-                .send_signal(chat, "webrtc.ice", json!({"n": n}))
-                .await;
-            assert_eq!(status, StatusCode::CREATED, "{body}");
-        }
-    });
-    futures_util::future::join_all(runs).await;
+    send_numbered_concurrently(&senders, chat, PER_SENDER).await;
 
     let signals = bob.on(&b.address).signals(chat, Some(0)).await;
     assert_eq!(signals.len() as i64, 4 * PER_SENDER);

@@ -380,3 +380,17 @@ pub fn assert_gap_free_in_sender_order(signals: &[Value]) {
         *expected += 1;
     }
 }
+
+/// Every sender sends `per_sender` signals numbered `{"n": 0, 1, …}` to `chat`, all senders at
+/// once; each send must be stored.
+pub async fn send_numbered_concurrently(senders: &[TestUser], chat: i64, per_sender: i64) {
+    let runs = senders.iter().map(|sender| async move {
+        for n in 0..per_sender {
+            let (status, body) = sender
+                .send_signal(chat, "webrtc.ice", json!({"n": n}))
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+    });
+    futures_util::future::join_all(runs).await;
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with, TestApp};
+use crate::helpers::{send_numbered_concurrently, spawn_app, spawn_app_with, TestApp};
 use crate::push_clients::{SseClient, WsClient, WAIT};
 
 /// Waits (bounded) until `condition` holds: for state the test cannot be notified of.
@@ -228,14 +228,7 @@ async fn order_holds_under_concurrent_senders() {
     }
     let chat = app.chat(&bob, &senders.iter().collect::<Vec<_>>()).await;
     let (mut ws, _) = WsClient::connect(&app, &bob, 0).await;
-    let runs = senders.iter().map(|sender| async move {
-        for n in 0..PER_SENDER {
-            sender
-                .send_signal(chat, "webrtc.ice", json!({"n": n}))
-                .await;
-        }
-    });
-    futures_util::future::join_all(runs).await;
+    send_numbered_concurrently(&senders, chat, PER_SENDER).await;
     let mut next_n = std::collections::HashMap::new();
     for seq in 1..=3 * PER_SENDER {
         let signal = ws.signal().await;

@@ -3,7 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_gap_free_in_sender_order, error_message, spawn_app};
+use crate::helpers::{
+    assert_gap_free_in_sender_order, error_message, send_numbered_concurrently, spawn_app,
+};
 
 #[tokio::test]
 async fn a_signal_travels_from_alice_to_bob_once() {
@@ -201,16 +203,7 @@ async fn seq_has_no_gaps_and_keeps_each_senders_order_under_concurrency() {
     let others: Vec<_> = senders.iter().collect();
     let chat = app.chat(&bob, &others).await;
 
-    let runs = senders.iter().map(|sender| async move {
-        for n in 0..PER_SENDER {
-            // Signals go to everyone else too; only bob's stream is checked.
-            let (status, body) = sender
-                .send_signal(chat, "webrtc.ice", json!({"n": n}))
-                .await;
-            assert_eq!(status, StatusCode::CREATED, "{body}");
-        }
-    });
-    futures_util::future::join_all(runs).await;
+    send_numbered_concurrently(&senders, chat, PER_SENDER).await;
 
     let signals = bob.signals(chat, Some(0)).await;
     assert_eq!(signals.len() as i64, 3 * PER_SENDER);

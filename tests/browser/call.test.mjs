@@ -2,11 +2,10 @@
 // fake camera), against a real server: connecting over WebSocket and over the relay fallbacks,
 // hanging up, declining, no answer, nobody online, camera denied, and both calling at once.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer,
-  launchBrowser,
+  pairsFixture,
   openAs,
   openChat,
   transportOf,
@@ -29,31 +28,14 @@ const PAIRS = {
   glare: ['oscar', 'pat'],
 };
 
-let server;
-let browser;
-const chatOf = {};
-
-before(async () => {
-  const users = Object.values(PAIRS)
-    .flat()
-    .map((u) => [u, u[0].toUpperCase() + u.slice(1)]);
-  server = await startServer({ users, chats: Object.values(PAIRS) });
-  Object.keys(PAIRS).forEach((key, i) => {
-    chatOf[key] = server.chatIds[i];
-  });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (server) await server.stop();
-});
+const fixture = pairsFixture(PAIRS);
+const { chatOf } = fixture;
 
 /** Signs both users of a pair in, each in its own context, with their chat open. */
 async function openPair(key, options = {}) {
   const [a, b] = PAIRS[key];
-  const pageA = await openAs(browser, server, a, options.a || options);
-  const pageB = await openAs(browser, server, b, options.b || options);
+  const pageA = await openAs(fixture.browser, fixture.server, a, options.a || options);
+  const pageB = await openAs(fixture.browser, fixture.server, b, options.b || options);
   await openChat(pageA, chatOf[key]);
   await openChat(pageB, chatOf[key]);
   return [pageA, pageB];
@@ -169,7 +151,7 @@ test('B never answers: A gives up after the ring timeout and says so; B stops ri
 
 test('nobody online: the caller is told the other person is not reachable', async () => {
   const [a] = PAIRS.offline;
-  const pageA = await openAs(browser, server, a, { query: '?unreachableGraceMs=1500' });
+  const pageA = await openAs(fixture.browser, fixture.server, a, { query: '?unreachableGraceMs=1500' });
   await openChat(pageA, chatOf.offline);
   await transportOf(pageA);
   await pageA.getByTestId('start-call').click();

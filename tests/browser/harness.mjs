@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const run = promisify(execFile);
@@ -289,4 +290,28 @@ export async function screenshot(page, name) {
 
 export function consoleHas(page, line) {
   return page.consoleLines.some((text) => text === line || text.startsWith(line));
+}
+
+/**
+ * A test file's fixture: one server with the users of every pair and a chat per pair, and one
+ * browser, started before the file's tests and stopped after them. `chatOf[key]` is the chat of
+ * `pairs[key]`; `server` and `browser` are set once the `before` hook has run.
+ */
+export function pairsFixture(pairs) {
+  const fixture = { server: null, browser: null, chatOf: {} };
+  before(async () => {
+    const users = Object.values(pairs)
+      .flat()
+      .map((u) => [u, u[0].toUpperCase() + u.slice(1)]);
+    fixture.server = await startServer({ users, chats: Object.values(pairs) });
+    Object.keys(pairs).forEach((key, i) => {
+      fixture.chatOf[key] = fixture.server.chatIds[i];
+    });
+    fixture.browser = await launchBrowser();
+  });
+  after(async () => {
+    if (fixture.browser) await fixture.browser.close();
+    if (fixture.server) await fixture.server.stop();
+  });
+  return fixture;
 }

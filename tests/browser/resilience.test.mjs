@@ -4,13 +4,12 @@
 // back to once it works again, an ICE restart (by both sides at once) keeps the call up, and a
 // media path that breaks shows "reconnecting", gets an ICE restart and comes back.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import {
-  startServer,
-  launchBrowser,
+  pairsFixture,
   openAs,
   openChat,
   transportOf,
@@ -31,28 +30,11 @@ const PAIRS = {
 // else; outside it the test that does so is skipped.
 const isolated = Object.values(os.networkInterfaces()).every((addresses) => addresses.every((a) => a.internal));
 
-let server;
-let browser;
-const chatOf = {};
-
-before(async () => {
-  const users = Object.values(PAIRS)
-    .flat()
-    .map((u) => [u, u[0].toUpperCase() + u.slice(1)]);
-  server = await startServer({ users, chats: Object.values(PAIRS) });
-  Object.keys(PAIRS).forEach((key, i) => {
-    chatOf[key] = server.chatIds[i];
-  });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (server) await server.stop();
-});
+const fixture = pairsFixture(PAIRS);
+const { chatOf } = fixture;
 
 async function open(key, index, options = {}) {
-  const page = await openAs(browser, server, PAIRS[key][index], options);
+  const page = await openAs(fixture.browser, fixture.server, PAIRS[key][index], options);
   await openChat(page, chatOf[key]);
   await transportOf(page);
   return page;
