@@ -101,12 +101,11 @@ async fn get_chat(
     current: CurrentUser,
     AppPath(chat_id): AppPath<i64>,
 ) -> Result<Json<Chat>, ApiError> {
-    Ok(Json(
-        state
-            .relay
-            .participant_chat(&current.user, ChatId(chat_id))
-            .await?,
-    ))
+    let chat = state
+        .relay
+        .participant_chat(&current.user, ChatId(chat_id))
+        .await?;
+    Ok(Json(chat.as_ref().clone()))
 }
 
 /// A page of the chat's messages, oldest first.

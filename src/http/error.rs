@@ -132,7 +132,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::UsernameTaken => Self::Conflict(err.to_string()),
-            StoreError::Unavailable(_) => Self::Unavailable(err.into()),
+            err if err.is_unavailable() => Self::Unavailable(err.into()),
             other => Self::Internal(other.into()),
         }
     }

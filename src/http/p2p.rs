@@ -114,7 +114,7 @@ async fn send_signal(
             OutgoingSignal {
                 chat: ChatId(body.chat_id),
                 kind: &body.kind,
-                payload: &body.payload,
+                payload: body.payload,
                 signal_id: body.signal_id.as_deref(),
                 to: body.to.map(UserId),
             },

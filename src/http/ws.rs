@@ -8,7 +8,9 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -19,7 +21,7 @@ use super::extract::{check_origin, lenient_optional_id, AppQuery, CurrentUser};
 use super::AppState;
 use crate::domain::{ChatId, Seq, UserId};
 use crate::metrics::Transport;
-use crate::relay::{OutgoingKind, OutgoingSignal, RelayError, SignalStream};
+use crate::relay::{Outgoing, OutgoingKind, OutgoingSignal, RelayError, SignalStream};
 use crate::store::User;
 
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -76,6 +78,19 @@ struct ClientFrame {
     seq: Option<i64>,
 }
 
+/// Sends a client may have waiting for the store at once; past this the server stops reading
+/// the connection's frames until one completes (backpressure, as TCP would).
+const MAX_SENDS_IN_FLIGHT: usize = 64;
+/// Pushes written before one flush: a burst of signals costs one write to the socket.
+const MAX_FRAMES_PER_FLUSH: usize = 64;
+
+/// The reply to a frame: now, after the store answers (a send), or none (an ack).
+enum Reply {
+    Now(String),
+    Later(BoxFuture<'static, String>),
+    None,
+}
+
 async fn session(
     socket: WebSocket,
     mut stream: SignalStream,
@@ -96,25 +111,30 @@ async fn session(
         config.ws_ping_interval,
     );
     let mut last_heard = Instant::now();
+    // Replies to sends, in the order the sends came; the sends themselves are queued for the
+    // store in that order before the next frame is read.
+    let mut pending: FuturesOrdered<BoxFuture<'static, String>> = FuturesOrdered::new();
     let close = loop {
         tokio::select! {
             _ = shutdown.cancelled() => break Some((CLOSE_GOING_AWAY, "server shutting down")),
             outgoing = stream.next() => match outgoing {
-                Ok(Some(outgoing)) => {
-                    let frame = match outgoing.kind {
-                        OutgoingKind::Signal(_) => format!(r#"{{"op":"signal","signal":{}}}"#, outgoing.json),
-                        OutgoingKind::Receipt => format!(r#"{{"op":"receipt","receipt":{}}}"#, outgoing.json),
-                        OutgoingKind::Message => format!(r#"{{"op":"message","message":{}}}"#, outgoing.json),
-                    };
-                    if sink.send(text(frame)).await.is_err() {
-                        break None;
-                    }
-                    if let OutgoingKind::Signal(_) = outgoing.kind {
-                        let metrics = state.relay.metrics();
-                        metrics.delivered(Transport::Websocket, 1);
-                        if let Some(stored_at) = outgoing.stored_at {
-                            metrics.observe_latency(Transport::Websocket, stored_at);
+                Ok(Some(first)) => {
+                    let mut written = 0;
+                    let mut next = Some(first);
+                    let mut failed = false;
+                    while let Some(outgoing) = next.take() {
+                        if sink.feed(push_frame(&state, &outgoing)).await.is_err() {
+                            failed = true;
+                            break;
                         }
+                        written += 1;
+                        if written < MAX_FRAMES_PER_FLUSH {
+                            // Whatever is already queued goes out in the same write.
+                            next = stream.next().now_or_never().and_then(|o| o.ok().flatten());
+                        }
+                    }
+                    if failed || sink.flush().await.is_err() {
+                        break None;
                     }
                 }
                 Ok(None) => break Some((CLOSE_OVERFLOW, "too slow: reconnect and resume from your last seq")),
@@ -123,13 +143,22 @@ async fn session(
                     break Some((CLOSE_INTERNAL, "store unavailable: reconnect and resume"));
                 }
             },
-            frame = source.next() => match frame {
+            Some(reply) = pending.next(), if !pending.is_empty() => {
+                if sink.send(text(reply)).await.is_err() {
+                    break None;
+                }
+            }
+            frame = source.next(), if pending.len() < MAX_SENDS_IN_FLIGHT => match frame {
                 Some(Ok(Message::Text(body))) => {
                     last_heard = Instant::now();
-                    if let Some(reply) = handle_frame(&state, &user, body.as_str()).await {
-                        if sink.send(text(reply)).await.is_err() {
-                            break None;
+                    match handle_frame(&state, &user, body.as_str()).await {
+                        Reply::Now(reply) => {
+                            if sink.send(text(reply)).await.is_err() {
+                                break None;
+                            }
                         }
+                        Reply::Later(reply) => pending.push_back(reply),
+                        Reply::None => {}
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
@@ -163,12 +192,29 @@ async fn session(
     tracing::debug!(user_id = %user.id, cursor = stream.cursor().0, "websocket closed");
 }
 
+/// The frame for one push, counted in the delivery metrics.
+fn push_frame(state: &AppState, outgoing: &Outgoing) -> Message {
+    let frame = match outgoing.kind {
+        OutgoingKind::Signal(_) => {
+            let metrics = state.relay.metrics();
+            metrics.delivered(Transport::Websocket, 1);
+            if let Some(stored_at) = outgoing.stored_at {
+                metrics.observe_latency(Transport::Websocket, stored_at);
+            }
+            format!(r#"{{"op":"signal","signal":{}}}"#, outgoing.json)
+        }
+        OutgoingKind::Receipt => format!(r#"{{"op":"receipt","receipt":{}}}"#, outgoing.json),
+        OutgoingKind::Message => format!(r#"{{"op":"message","message":{}}}"#, outgoing.json),
+    };
+    text(frame)
+}
+
 fn text(body: String) -> Message {
     Message::Text(body.into())
 }
 
-/// Handles one client frame; returns the reply to send, if any.
-async fn handle_frame(state: &AppState, user: &User, body: &str) -> Option<String> {
+/// Handles one client frame.
+async fn handle_frame(state: &AppState, user: &User, body: &str) -> Reply {
     let frame: ClientFrame = match serde_json::from_str(body) {
         Ok(frame) => frame,
         Err(err) => {
@@ -176,7 +222,7 @@ async fn handle_frame(state: &AppState, user: &User, body: &str) -> Option<Strin
             let reference = serde_json::from_str::<serde_json::Value>(body)
                 .ok()
                 .and_then(|v| v.get("ref").cloned());
-            return Some(error_frame(
+            return Reply::Now(error_frame(
                 reference,
                 400,
                 &format!("invalid frame: {err}"),
@@ -184,15 +230,15 @@ async fn handle_frame(state: &AppState, user: &User, body: &str) -> Option<Strin
             ));
         }
     };
-    let reference = frame.reference.clone();
+    let reference = frame.reference;
     match frame.op.as_str() {
-        "ping" => Some(r#"{"op":"pong"}"#.to_owned()),
+        "ping" => Reply::Now(r#"{"op":"pong"}"#.to_owned()),
         "ack" => match frame.seq {
-            Some(seq) if seq >= 0 => match state.relay.ack(user.id, Seq(seq)).await {
-                Ok(_) => None,
-                Err(err) => Some(relay_error_frame(reference, err)),
+            Some(seq) if seq >= 0 => match state.relay.ack_later(user.id, Seq(seq)).await {
+                Ok(()) => Reply::None,
+                Err(err) => Reply::Now(relay_error_frame(reference, err)),
             },
-            _ => Some(error_frame(
+            _ => Reply::Now(error_frame(
                 reference,
                 400,
                 "ack needs seq (0 or more)",
@@ -201,42 +247,48 @@ async fn handle_frame(state: &AppState, user: &User, body: &str) -> Option<Strin
         },
         "send" => {
             let (Some(chat_id), Some(kind), Some(payload)) =
-                (frame.chat_id, &frame.kind, &frame.payload)
+                (frame.chat_id, frame.kind, frame.payload)
             else {
-                return Some(error_frame(
+                return Reply::Now(error_frame(
                     reference,
                     400,
                     "send needs chat_id, type and payload",
                     None,
                 ));
             };
-            let result = state
+            let queued = state
                 .relay
-                .send(
+                .submit(
                     user,
                     OutgoingSignal {
                         chat: ChatId(chat_id),
-                        kind,
+                        kind: &kind,
                         payload,
                         signal_id: frame.signal_id.as_deref(),
                         to: frame.to.map(UserId),
                     },
                 )
                 .await;
-            Some(match result {
-                Ok(outcome) => json!({
-                    "op": "sent",
-                    "ref": reference,
-                    "created": outcome.created,
-                    "recipients": outcome.recipients,
-                    "online": outcome.online,
-                    "signal_id": outcome.signal_id,
-                })
-                .to_string(),
-                Err(err) => relay_error_frame(reference, err),
-            })
+            let queued = match queued {
+                Ok(queued) => queued,
+                Err(err) => return Reply::Now(relay_error_frame(reference, err)),
+            };
+            Reply::Later(Box::pin(async move {
+                match queued.outcome().await {
+                    Ok(outcome) => json!({
+                        "op": "sent",
+                        "ref": reference,
+                        "created": outcome.created,
+                        "recipients": outcome.recipients,
+                        "online": outcome.online,
+                        "signal_id": outcome.signal_id,
+                    })
+                    .to_string(),
+                    Err(err) => relay_error_frame(reference, err),
+                }
+            }))
         }
-        other => Some(error_frame(
+        other => Reply::Now(error_frame(
             reference,
             400,
             &format!("unknown op {other:?}: expected send, ack or ping"),

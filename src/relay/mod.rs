@@ -6,12 +6,14 @@
 //! `[P2P_GET]` log lines are the same on every path. It knows nothing of HTTP: it stores, then
 //! publishes on the [`Bus`], and opens [`SignalStream`]s for push transports.
 
+mod chat_cache;
+mod group_commit;
 mod receipts;
 mod stream;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::value::RawValue;
@@ -22,8 +24,11 @@ use crate::domain::{ChatId, Seq, SignalId, SignalType, UserId, ValidationError};
 use crate::hub::{Hub, Push, TooManyConnections};
 use crate::metrics::{Metrics, Transport};
 use crate::store::{
-    Appended, Chat, Message, NewSignal, SignalQuery, Store, StoreError, StoredSignal, User,
+    AckRange, Appended, Chat, Message, SignalQuery, Store, StoreError, StoredSignal, User,
 };
+use chat_cache::ChatCache;
+use group_commit::{AckWatermarks, GroupCommit, PendingSignal, Reply, Writer};
+use receipts::publish_receipt;
 pub use receipts::{Receipt, ReceiptStatus};
 pub use stream::{Outgoing, OutgoingKind, SignalStream};
 
@@ -68,7 +73,7 @@ pub enum RelayError {
 pub struct OutgoingSignal<'a> {
     pub chat: ChatId,
     pub kind: &'a str,
-    pub payload: &'a RawValue,
+    pub payload: Box<RawValue>,
     pub signal_id: Option<&'a str>,
     pub to: Option<UserId>,
 }
@@ -96,6 +101,9 @@ struct Shared {
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
     send_limiter: DefaultKeyedRateLimiter<UserId>,
+    chats: ChatCache,
+    writer: GroupCommit,
+    watermarks: Arc<AckWatermarks>,
 }
 
 /// What the relay is built from.
@@ -112,8 +120,20 @@ impl Relay {
     pub fn new(parts: RelayParts) -> Self {
         let rate = NonZeroU32::new(parts.policy.send_rate_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(parts.policy.send_burst).unwrap_or(rate);
+        let watermarks = Arc::new(AckWatermarks::default());
+        let writer = GroupCommit::spawn(Writer {
+            store: parts.store.clone(),
+            bus: parts.bus.clone(),
+            clock: parts.clock.clone(),
+            metrics: parts.metrics.clone(),
+            call_signal_ttl: parts.policy.call_signal_ttl,
+            watermarks: watermarks.clone(),
+        });
         Self {
             shared: Arc::new(Shared {
+                chats: ChatCache::default(),
+                writer,
+                watermarks,
                 send_limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
                 store: parts.store,
                 clock: parts.clock,
@@ -171,6 +191,17 @@ impl Relay {
         sender: &User,
         signal: OutgoingSignal<'_>,
     ) -> Result<SendOutcome, RelayError> {
+        self.submit(sender, signal).await?.outcome().await
+    }
+
+    /// Validates one signal and queues it for the next group commit, without waiting for the
+    /// commit. Signals submitted one after the other get their seqs in that order, so a
+    /// connection can pipeline its sends and still have them stored in the order it sent them.
+    pub async fn submit(
+        &self,
+        sender: &User,
+        signal: OutgoingSignal<'_>,
+    ) -> Result<QueuedSend, RelayError> {
         self.check_rate(sender.id)?;
         let kind = SignalType::parse(signal.kind)?;
         let signal_id = match signal.signal_id {
@@ -196,97 +227,33 @@ impl Relay {
                 .filter(|&id| id != sender.id)
                 .collect(),
         };
-        let now = self.shared.clock.now();
-        let appended = self
-            .store()
-            .append_signal(NewSignal {
-                chat: chat.id,
-                sender: sender.id,
-                signal_id: signal_id.as_str(),
-                kind: kind.as_str(),
-                is_call: kind.is_call(),
-                payload: signal.payload.get(),
-                to: signal.to,
-                recipients: &recipients,
-                now,
-            })
-            .await?;
         let online = recipients
             .iter()
             .filter(|&&r| self.shared.bus.is_online(r))
             .count() as u32;
-        match appended {
-            Appended::Stored(deliveries) => {
-                let stored_at = Instant::now();
-                self.shared
-                    .metrics
-                    .signals_stored
-                    .inc_by(deliveries.len() as u64);
-                for delivery in &deliveries {
-                    let stored = StoredSignal {
-                        id: delivery.id,
-                        seq: delivery.seq,
-                        chat_id: chat.id,
-                        kind: kind.as_str().to_owned(),
-                        payload: signal.payload.to_owned(),
-                        sender: sender.clone(),
-                        signal_id: signal_id.as_str().to_owned(),
-                        created_at: now,
-                    };
-                    self.shared.bus.publish(
-                        delivery.recipient,
-                        Push::Signal {
-                            seq: delivery.seq,
-                            chat: chat.id,
-                            json: to_json(&stored),
-                            stored_at,
-                        },
-                    );
-                }
-                tracing::info!(
-                    chat_id = %chat.id,
-                    user_id = %sender.id,
-                    signal_id = signal_id.as_str(),
-                    "[P2P_SEND] Signal stored: {} from user {} ({}) to {} users in chat {}",
-                    kind,
-                    sender.id,
-                    sender.display_name,
-                    deliveries.len(),
-                    chat.id
-                );
-                Ok(SendOutcome {
-                    created: true,
-                    recipients: deliveries.len() as u32,
-                    online,
-                    signal_id: signal_id.as_str().to_owned(),
-                })
-            }
-            Appended::Duplicate(previous) => {
-                if previous.chat != chat.id
-                    || previous.kind != kind.as_str()
-                    || previous.to != signal.to
-                {
-                    return Err(RelayError::SignalIdReused(signal_id.as_str().to_owned()));
-                }
-                self.shared.metrics.signals_deduplicated.inc();
-                tracing::info!(
-                    chat_id = %chat.id,
-                    user_id = %sender.id,
-                    signal_id = signal_id.as_str(),
-                    "[P2P_SEND] Duplicate ignored: {} from user {} ({}) in chat {} was already stored",
-                    kind,
-                    sender.id,
-                    sender.display_name,
-                    chat.id
-                );
-                Ok(SendOutcome {
-                    created: false,
-                    recipients: previous.recipients,
-                    online,
-                    signal_id: signal_id.as_str().to_owned(),
-                })
-            }
-        }
+        let reply = self
+            .shared
+            .writer
+            .append(PendingSignal {
+                sender: sender.clone(),
+                chat: chat.id,
+                kind: kind.clone(),
+                payload: signal.payload,
+                signal_id: signal_id.clone(),
+                to: signal.to,
+                recipients,
+            })
+            .await?;
+        Ok(QueuedSend {
+            relay: self.clone(),
+            reply,
+            sender: sender.clone(),
+            chat: chat.id,
+            kind,
+            signal_id,
+            to: signal.to,
+            online,
+        })
     }
 
     /// The caller's deliverable signals in a chat, in `seq` order.
@@ -343,16 +310,22 @@ impl Relay {
                     })
                     .await?;
                 for signal in &signals {
-                    self.publish_receipt(Receipt::delivered_from(signal, user.id));
+                    publish_receipt(
+                        self.shared.bus.as_ref(),
+                        Receipt::delivered_from(signal, user.id),
+                    );
                 }
                 Ok(signals)
             }
             Some(after) => {
-                let acked = self
-                    .store()
-                    .ack(user.id, Some(chat.id), after, self.call_cutoff(), now)
-                    .await?;
-                self.publish_receipts(acked, ReceiptStatus::Delivered);
+                let range = AckRange {
+                    recipient: user.id,
+                    chat: Some(chat.id),
+                    upto: after,
+                };
+                if !self.shared.watermarks.covers(&range) {
+                    self.shared.writer.ack(range).await?;
+                }
                 Ok(self
                     .store()
                     .fetch_after(user.id, Some(chat.id), after, self.call_cutoff(), limit)
@@ -414,16 +387,29 @@ impl Relay {
         Ok(signals)
     }
 
-    /// Acknowledges every signal of `user` up to `upto`, in all chats (push transports).
+    /// Acknowledges every signal of `user` up to `upto`, in all chats, and waits for it to be
+    /// written; returns how many signals it marked consumed.
     pub async fn ack(&self, user: UserId, upto: Seq) -> Result<usize, RelayError> {
-        let now = self.shared.clock.now();
-        let acked = self
-            .store()
-            .ack(user, None, upto, self.call_cutoff(), now)
-            .await?;
-        let count = acked.len();
-        self.publish_receipts(acked, ReceiptStatus::Delivered);
-        Ok(count)
+        let range = AckRange {
+            recipient: user,
+            chat: None,
+            upto,
+        };
+        Ok(self.shared.writer.ack(range).await?)
+    }
+
+    /// Like [`Relay::ack`], without waiting for the write (push transports acknowledge as they
+    /// go; the client has nothing to wait for).
+    pub async fn ack_later(&self, user: UserId, upto: Seq) -> Result<(), RelayError> {
+        let range = AckRange {
+            recipient: user,
+            chat: None,
+            upto,
+        };
+        if self.shared.watermarks.covers(&range) {
+            return Ok(());
+        }
+        Ok(self.shared.writer.ack_later(range).await?)
     }
 
     /// Opens a push stream for `user`: what is unacknowledged after `after`, then live signals.
@@ -461,28 +447,96 @@ impl Relay {
 
     fn publish_receipts(&self, changed: Vec<crate::store::Acked>, status: ReceiptStatus) {
         for acked in changed {
-            self.publish_receipt(Receipt::from_acked(acked, status));
+            publish_receipt(
+                self.shared.bus.as_ref(),
+                Receipt::from_acked(acked, status),
+            );
         }
     }
 
-    fn publish_receipt(&self, receipt: Receipt) {
-        let to = receipt.sender;
-        self.shared
-            .bus
-            .publish(to, Push::Receipt(to_json(&receipt)));
-    }
-
     /// The chat, if it exists and `user` takes part in it.
-    pub async fn participant_chat(&self, user: &User, chat: ChatId) -> Result<Chat, RelayError> {
+    pub async fn participant_chat(
+        &self,
+        user: &User,
+        chat: ChatId,
+    ) -> Result<Arc<Chat>, RelayError> {
         let chat = self
-            .store()
-            .chat(chat)
+            .shared
+            .chats
+            .get(self.store(), chat)
             .await?
             .ok_or(RelayError::ChatNotFound(chat))?;
         if chat.has_participant(user.id) {
             Ok(chat)
         } else {
             Err(RelayError::NotParticipant(chat.id))
+        }
+    }
+}
+
+/// A signal validated and queued for the store; [`QueuedSend::outcome`] waits for the commit.
+pub struct QueuedSend {
+    relay: Relay,
+    reply: Reply<Appended>,
+    sender: User,
+    chat: ChatId,
+    kind: SignalType,
+    signal_id: SignalId,
+    to: Option<UserId>,
+    online: u32,
+}
+
+impl QueuedSend {
+    pub async fn outcome(self) -> Result<SendOutcome, RelayError> {
+        let appended = self
+            .reply
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))??;
+        let (sender, kind, chat) = (&self.sender, &self.kind, self.chat);
+        let signal_id = self.signal_id.as_str();
+        match appended {
+            Appended::Stored(deliveries) => {
+                tracing::info!(
+                    chat_id = %chat,
+                    user_id = %sender.id,
+                    signal_id,
+                    "[P2P_SEND] Signal stored: {} from user {} ({}) to {} users in chat {}",
+                    kind,
+                    sender.id,
+                    sender.display_name,
+                    deliveries.len(),
+                    chat
+                );
+                Ok(SendOutcome {
+                    created: true,
+                    recipients: deliveries.len() as u32,
+                    online: self.online,
+                    signal_id: signal_id.to_owned(),
+                })
+            }
+            Appended::Duplicate(previous) => {
+                if previous.chat != chat || previous.kind != kind.as_str() || previous.to != self.to
+                {
+                    return Err(RelayError::SignalIdReused(signal_id.to_owned()));
+                }
+                self.relay.shared.metrics.signals_deduplicated.inc();
+                tracing::info!(
+                    chat_id = %chat,
+                    user_id = %sender.id,
+                    signal_id,
+                    "[P2P_SEND] Duplicate ignored: {} from user {} ({}) in chat {} was already stored",
+                    kind,
+                    sender.id,
+                    sender.display_name,
+                    chat
+                );
+                Ok(SendOutcome {
+                    created: false,
+                    recipients: previous.recipients,
+                    online: self.online,
+                    signal_id: signal_id.to_owned(),
+                })
+            }
         }
     }
 }

@@ -49,9 +49,8 @@ metered! {
     fn chats_of(&self, user: UserId) -> StoreResult<Vec<Chat>>;
     fn add_message(&self, new: NewMessage<'_>) -> StoreResult<Message>;
     fn messages(&self, chat: ChatId, before: Option<i64>, limit: u32) -> StoreResult<Vec<Message>>;
-    fn append_signal(&self, new: NewSignal<'_>) -> StoreResult<Appended>;
+    fn write_batch(&self, batch: WriteBatch<'_>) -> StoreResult<BatchOutcome>;
     fn take_signals(&self, query: SignalQuery) -> StoreResult<Vec<StoredSignal>>;
-    fn ack(&self, recipient: UserId, chat: Option<ChatId>, upto: Seq, call_cutoff: Timestamp, now: Timestamp) -> StoreResult<Vec<Acked>>;
     fn fetch_after(&self, recipient: UserId, chat: Option<ChatId>, after: Seq, call_cutoff: Timestamp, limit: u32) -> StoreResult<Vec<StoredSignal>>;
     fn mark_expired(&self, call_cutoff: Timestamp, now: Timestamp) -> StoreResult<Vec<Acked>>;
     fn cleanup(&self, cutoffs: CleanupCutoffs) -> StoreResult<CleanupReport>;

@@ -27,11 +27,23 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// One failure shared by every request of a group commit.
+    #[error(transparent)]
+    Shared(std::sync::Arc<StoreError>),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
 }
 
 impl StoreError {
+    /// Whether the database could not be reached (as opposed to refusing a query).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Shared(inner) => inner.is_unavailable(),
+            _ => false,
+        }
+    }
+
     /// Connection-level failures mean "try again later" (503), not a bug (500).
     pub(crate) fn classify(err: sqlx::Error) -> Self {
         match err {
@@ -81,23 +93,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Message>>;
 
     // ---- signals ----
-    /// Stores one row per recipient in one transaction, allocating each recipient's next `seq`;
-    /// or, if `(sender, signal_id)` was stored before, stores nothing and says so.
-    async fn append_signal(&self, new: NewSignal<'_>) -> StoreResult<Appended>;
+    /// Appends signals and applies acknowledgements in one transaction (a group commit).
+    ///
+    /// Each append stores one row per recipient, allocating each recipient's next `seq` in batch
+    /// order; or, if `(sender, signal_id)` was stored before (or earlier in the batch), stores
+    /// nothing and says so. Each acknowledgement marks consumed the recipient's unconsumed
+    /// signals with `seq <= upto` (in `chat` only, when given) and returns what it marked, so
+    /// senders can be told "delivered"; expired call signals were never delivered, so they are
+    /// left alone.
+    async fn write_batch(&self, batch: WriteBatch<'_>) -> StoreResult<BatchOutcome>;
     /// The guide's plain GET: the recipient's unconsumed, unexpired signals in `chat`, in `seq`
     /// order, marked consumed in the same transaction.
     async fn take_signals(&self, query: SignalQuery) -> StoreResult<Vec<StoredSignal>>;
-    /// Marks consumed the recipient's unconsumed signals with `seq <= upto` (in `chat` only, when
-    /// given) and returns what it marked, so senders can be told "delivered". Expired call
-    /// signals (created before `call_cutoff`) were never delivered, so they are left alone.
-    async fn ack(
-        &self,
-        recipient: UserId,
-        chat: Option<ChatId>,
-        upto: Seq,
-        call_cutoff: Timestamp,
-        now: Timestamp,
-    ) -> StoreResult<Vec<Acked>>;
     /// The recipient's unconsumed, unexpired signals with `seq > after` (in `chat` only, when
     /// given), in `seq` order, without consuming them.
     async fn fetch_after(

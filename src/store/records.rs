@@ -99,6 +99,33 @@ pub struct NewSignal<'a> {
     pub now: Timestamp,
 }
 
+/// Acknowledge the recipient's signals up to `upto` (in `chat` only, when given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckRange {
+    pub recipient: UserId,
+    pub chat: Option<ChatId>,
+    pub upto: Seq,
+}
+
+/// One group commit: the signals to append and the acknowledgements to apply, written in one
+/// transaction. Writing many at once is what lets one SQLite file keep up with tens of
+/// thousands of signals a second: the cost of a commit is paid once per batch.
+#[derive(Debug)]
+pub struct WriteBatch<'a> {
+    pub appends: &'a [NewSignal<'a>],
+    pub acks: &'a [AckRange],
+    /// Call signals created before this instant have expired: acknowledging never touches them.
+    pub call_cutoff: Timestamp,
+    pub now: Timestamp,
+}
+
+/// What a [`WriteBatch`] did, item by item, in the order of the batch.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    pub appended: Vec<Appended>,
+    pub acked: Vec<Vec<Acked>>,
+}
+
 /// One recipient's copy of a freshly stored signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
@@ -158,6 +185,7 @@ pub struct Acked {
     pub sender: UserId,
     pub recipient: UserId,
     pub signal_id: String,
+    pub kind: String,
     pub chat: ChatId,
     pub seq: Seq,
 }

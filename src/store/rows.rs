@@ -141,6 +141,7 @@ pub struct AckedRow {
     pub sender_id: i64,
     pub recipient_id: i64,
     pub signal_id: String,
+    pub kind: String,
     pub chat_id: i64,
     pub seq: i64,
 }
@@ -151,6 +152,7 @@ impl From<AckedRow> for Acked {
             sender: UserId(row.sender_id),
             recipient: UserId(row.recipient_id),
             signal_id: row.signal_id,
+            kind: row.kind,
             chat: ChatId(row.chat_id),
             seq: Seq(row.seq),
         }

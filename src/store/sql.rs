@@ -29,7 +29,42 @@ pub const INSPECT_COLUMNS: &str = "SELECT s.id, s.seq, s.chat_id, s.kind, s.is_c
      CAST(length(s.payload) AS BIGINT) AS bytes \
      FROM signals s JOIN users su ON su.id = s.sender_id JOIN users ru ON ru.id = s.recipient_id";
 
-pub const ACKED_COLUMNS: &str = "RETURNING sender_id, recipient_id, signal_id, chat_id, seq";
+pub const ACKED_COLUMNS: &str = "RETURNING sender_id, recipient_id, signal_id, kind, chat_id, seq";
+
+/// Rows per multi-row statement: a batch of n rows is written as chunks of these sizes, so only
+/// four statement texts per table ever reach the prepared-statement cache. 64 rows of 9 columns
+/// stay under SQLite's oldest parameter limit (999).
+const CHUNK_SIZES: [usize; 4] = [64, 16, 4, 1];
+
+/// Splits `0..n` into ranges whose lengths are [`CHUNK_SIZES`].
+pub fn chunks(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let left = n - start;
+        let size = CHUNK_SIZES.into_iter().find(|&size| size <= left)?;
+        start += size;
+        Some(start - size..start)
+    })
+}
+
+/// `{prefix}($1, $2), ($3, $4){suffix}` for `rows` rows of `columns` parameters.
+pub fn values_sql(prefix: &str, columns: usize, rows: usize, suffix: &str) -> String {
+    let mut sql = String::with_capacity(prefix.len() + suffix.len() + rows * columns * 6);
+    sql.push_str(prefix);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * columns + column + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql.push_str(suffix);
+    sql
+}
 
 /// Cleanup deletes in batches so a big backlog never holds locks for long.
 pub const CLEANUP_BATCH: i64 = 5_000;
@@ -290,78 +325,169 @@ macro_rules! sql_store {
                 Ok(messages)
             }
 
-            async fn append_signal(&self, new: NewSignal<'_>) -> StoreResult<Appended> {
+            async fn write_batch(&self, batch: WriteBatch<'_>) -> StoreResult<BatchOutcome> {
                 let mut tx = self.writer.begin().await.map_err(db)?;
-                let claimed = sqlx::query(
-                    "INSERT INTO signal_sends \
-                     (sender_id, signal_id, chat_id, kind, to_user, recipients, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (sender_id, signal_id) DO NOTHING",
-                )
-                .bind(new.sender.0)
-                .bind(new.signal_id)
-                .bind(new.chat.0)
-                .bind(new.kind)
-                .bind(new.to.map(|u| u.0))
-                .bind(new.recipients.len() as i64)
-                .bind(new.now.millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?
-                .rows_affected()
-                    == 1;
-                if !claimed {
-                    let previous = sqlx::query_as::<$db, PreviousSendRow>(
-                        "SELECT chat_id, kind, to_user, recipients FROM signal_sends \
-                         WHERE sender_id = $1 AND signal_id = $2",
-                    )
-                    .bind(new.sender.0)
-                    .bind(new.signal_id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                    tx.rollback().await.map_err(db)?;
-                    return Ok(Appended::Duplicate(previous.into()));
+
+                // 1. Claim each (sender, signal_id). Within the batch the first claim wins and
+                //    later ones are duplicates, exactly as if they had come one by one.
+                let mut claimed: std::collections::HashSet<(i64, String)> = std::collections::HashSet::new();
+                for range in chunks(batch.appends.len()) {
+                    let part = &batch.appends[range];
+                    let sql = values_sql(
+                        "INSERT INTO signal_sends \
+                         (sender_id, signal_id, chat_id, kind, to_user, recipients, created_at) VALUES ",
+                        7,
+                        part.len(),
+                        " ON CONFLICT (sender_id, signal_id) DO NOTHING RETURNING sender_id, signal_id",
+                    );
+                    let mut query = sqlx::query_as::<$db, (i64, String)>(&sql);
+                    for new in part {
+                        query = query
+                            .bind(new.sender.0)
+                            .bind(new.signal_id)
+                            .bind(new.chat.0)
+                            .bind(new.kind)
+                            .bind(new.to.map(|u| u.0))
+                            .bind(new.recipients.len() as i64)
+                            .bind(new.now.millis());
+                    }
+                    claimed.extend(query.fetch_all(&mut *tx).await.map_err(db)?);
                 }
-                // Counter rows are locked in id order, so concurrent multi-recipient signals
-                // cannot deadlock; each lock is held to commit, so seq follows commit order.
-                let mut recipients = new.recipients.to_vec();
-                recipients.sort();
-                let mut deliveries = Vec::with_capacity(recipients.len());
-                for recipient in recipients {
-                    let seq = sqlx::query_scalar::<$db, i64>(
-                        "INSERT INTO signal_counters (user_id, last_seq) VALUES ($1, 1) \
-                         ON CONFLICT (user_id) DO UPDATE SET last_seq = signal_counters.last_seq + 1 \
-                         RETURNING last_seq",
-                    )
-                    .bind(recipient.0)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                    let id = sqlx::query_scalar::<$db, i64>(
+                let stored: Vec<bool> = batch
+                    .appends
+                    .iter()
+                    .map(|new| claimed.remove(&(new.sender.0, new.signal_id.to_owned())))
+                    .collect();
+
+                // 2. Bump each recipient's counter once for the whole batch. Counter rows are
+                //    written in id order, so concurrent writers (PostgreSQL) cannot deadlock;
+                //    each lock is held to commit, so seq follows commit order.
+                let mut per_recipient: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
+                for (new, _) in batch.appends.iter().zip(&stored).filter(|(_, s)| **s) {
+                    for recipient in new.recipients {
+                        *per_recipient.entry(recipient.0).or_default() += 1;
+                    }
+                }
+                let counts: Vec<(i64, i64)> = per_recipient.into_iter().collect();
+                let mut next_seq: std::collections::HashMap<i64, i64> = std::collections::HashMap::with_capacity(counts.len());
+                for range in chunks(counts.len()) {
+                    let part = &counts[range];
+                    let sql = values_sql(
+                        "INSERT INTO signal_counters (user_id, last_seq) VALUES ",
+                        2,
+                        part.len(),
+                        " ON CONFLICT (user_id) DO UPDATE \
+                         SET last_seq = signal_counters.last_seq + excluded.last_seq \
+                         RETURNING user_id, last_seq",
+                    );
+                    let mut query = sqlx::query_as::<$db, (i64, i64)>(&sql);
+                    for (user, count) in part {
+                        query = query.bind(*user).bind(*count);
+                    }
+                    for (user, last) in query.fetch_all(&mut *tx).await.map_err(db)? {
+                        let count = part
+                            .iter()
+                            .find(|(u, _)| *u == user)
+                            .map_or(0, |(_, count)| *count);
+                        next_seq.insert(user, last - count + 1);
+                    }
+                }
+
+                // 3. One row per recipient, seqs handed out in batch order.
+                let mut rows: Vec<(usize, UserId, i64)> = Vec::new();
+                for (index, (new, _)) in batch
+                    .appends
+                    .iter()
+                    .zip(&stored)
+                    .enumerate()
+                    .filter(|(_, (_, s))| **s)
+                {
+                    let mut recipients = new.recipients.to_vec();
+                    recipients.sort();
+                    for recipient in recipients {
+                        let next = next_seq
+                            .get_mut(&recipient.0)
+                            .ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
+                        rows.push((index, recipient, *next));
+                        *next += 1;
+                    }
+                }
+                let mut ids: std::collections::HashMap<(i64, i64), i64> = std::collections::HashMap::with_capacity(rows.len());
+                for range in chunks(rows.len()) {
+                    let part = &rows[range];
+                    let sql = values_sql(
                         "INSERT INTO signals (recipient_id, seq, chat_id, sender_id, signal_id, kind, \
-                         is_call, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                         RETURNING id",
-                    )
-                    .bind(recipient.0)
-                    .bind(seq)
-                    .bind(new.chat.0)
-                    .bind(new.sender.0)
-                    .bind(new.signal_id)
-                    .bind(new.kind)
-                    .bind(new.is_call)
-                    .bind(new.payload)
-                    .bind(new.now.millis())
-                    .fetch_one(&mut *tx)
+                         is_call, payload, created_at) VALUES ",
+                        9,
+                        part.len(),
+                        " RETURNING id, recipient_id, seq",
+                    );
+                    let mut query = sqlx::query_as::<$db, (i64, i64, i64)>(&sql);
+                    for (index, recipient, seq) in part {
+                        let new = &batch.appends[*index];
+                        query = query
+                            .bind(recipient.0)
+                            .bind(*seq)
+                            .bind(new.chat.0)
+                            .bind(new.sender.0)
+                            .bind(new.signal_id)
+                            .bind(new.kind)
+                            .bind(new.is_call)
+                            .bind(new.payload)
+                            .bind(new.now.millis());
+                    }
+                    for (id, recipient, seq) in query.fetch_all(&mut *tx).await.map_err(db)? {
+                        ids.insert((recipient, seq), id);
+                    }
+                }
+
+                let mut appended = Vec::with_capacity(batch.appends.len());
+                let mut rows = rows.into_iter().peekable();
+                for (index, (new, stored)) in batch.appends.iter().zip(&stored).enumerate() {
+                    if *stored {
+                        let mut deliveries = Vec::with_capacity(new.recipients.len());
+                        while let Some((_, recipient, seq)) = rows.next_if(|row| row.0 == index) {
+                            deliveries.push(Delivery {
+                                id: ids.get(&(recipient.0, seq)).copied().unwrap_or_default(),
+                                recipient,
+                                seq: Seq(seq),
+                            });
+                        }
+                        appended.push(Appended::Stored(deliveries));
+                    } else {
+                        let previous = sqlx::query_as::<$db, PreviousSendRow>(
+                            "SELECT chat_id, kind, to_user, recipients FROM signal_sends \
+                             WHERE sender_id = $1 AND signal_id = $2",
+                        )
+                        .bind(new.sender.0)
+                        .bind(new.signal_id)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                        appended.push(Appended::Duplicate(previous.into()));
+                    }
+                }
+
+                // 4. Acknowledgements.
+                let mut acked = Vec::with_capacity(batch.acks.len());
+                for ack in batch.acks {
+                    let rows = sqlx::query_as::<$db, AckedRow>(&format!(
+                        "UPDATE signals AS s SET consumed_at = $5 WHERE {DELIVERABLE} AND s.seq <= $4 \
+                         {ACKED_COLUMNS}"
+                    ))
+                    .bind(ack.recipient.0)
+                    .bind(ack.chat.map(|c| c.0))
+                    .bind(batch.call_cutoff.millis())
+                    .bind(ack.upto.0)
+                    .bind(batch.now.millis())
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(db)?;
-                    deliveries.push(Delivery {
-                        id,
-                        recipient,
-                        seq: Seq(seq),
-                    });
+                    acked.push(all(rows));
                 }
+
                 tx.commit().await.map_err(db)?;
-                Ok(Appended::Stored(deliveries))
+                Ok(BatchOutcome { appended, acked })
             }
 
             async fn take_signals(&self, query: SignalQuery) -> StoreResult<Vec<StoredSignal>> {
@@ -393,29 +519,6 @@ macro_rules! sql_store {
                 }
                 tx.commit().await.map_err(db)?;
                 Ok(signals)
-            }
-
-            async fn ack(
-                &self,
-                recipient: UserId,
-                chat: Option<ChatId>,
-                upto: Seq,
-                call_cutoff: Timestamp,
-                now: Timestamp,
-            ) -> StoreResult<Vec<Acked>> {
-                let rows = sqlx::query_as::<$db, AckedRow>(&format!(
-                    "UPDATE signals AS s SET consumed_at = $5 WHERE {DELIVERABLE} AND s.seq <= $4 \
-                     {ACKED_COLUMNS}"
-                ))
-                .bind(recipient.0)
-                .bind(chat.map(|c| c.0))
-                .bind(call_cutoff.millis())
-                .bind(upto.0)
-                .bind(now.millis())
-                .fetch_all(&self.writer)
-                .await
-                .map_err(db)?;
-                Ok(all(rows))
             }
 
             async fn fetch_after(
@@ -550,3 +653,26 @@ macro_rules! sql_store {
 }
 
 pub(crate) use sql_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_every_row_once_in_order() {
+        for n in [0, 1, 3, 4, 5, 63, 64, 65, 100, 1000] {
+            let ranges: Vec<_> = chunks(n).collect();
+            let covered: Vec<usize> = ranges.iter().cloned().flatten().collect();
+            assert_eq!(covered, (0..n).collect::<Vec<_>>());
+            assert!(ranges.iter().all(|r| CHUNK_SIZES.contains(&r.len())));
+        }
+    }
+
+    #[test]
+    fn values_are_numbered_row_by_row() {
+        assert_eq!(
+            values_sql("INSERT INTO t (a, b) VALUES ", 2, 2, " RETURNING a"),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) RETURNING a"
+        );
+    }
+}
