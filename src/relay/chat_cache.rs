@@ -22,7 +22,11 @@ pub struct ChatCache {
 impl ChatCache {
     /// The chat, from memory or else from the store. A chat that does not exist (yet) is not
     /// remembered.
-    pub async fn get(&self, store: &dyn Store, id: ChatId) -> Result<Option<Arc<Chat>>, StoreError> {
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        id: ChatId,
+    ) -> Result<Option<Arc<Chat>>, StoreError> {
         if let Some(chat) = self.read().get(&id) {
             return Ok(Some(chat.clone()));
         }

@@ -447,10 +447,7 @@ impl Relay {
 
     fn publish_receipts(&self, changed: Vec<crate::store::Acked>, status: ReceiptStatus) {
         for acked in changed {
-            publish_receipt(
-                self.shared.bus.as_ref(),
-                Receipt::from_acked(acked, status),
-            );
+            publish_receipt(self.shared.bus.as_ref(), Receipt::from_acked(acked, status));
         }
     }
 

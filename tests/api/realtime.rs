@@ -390,6 +390,60 @@ async fn the_sender_learns_delivered_and_expired() {
 }
 
 #[tokio::test]
+async fn sdp_and_ice_get_no_receipt_call_control_does() {
+    let app = spawn_app().await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
+    let (mut alice_ws, _) = WsClient::connect(&app, &alice, 0).await;
+    let (mut bob_ws, _) = WsClient::connect(&app, &bob, 0).await;
+    for (kind, id) in [("webrtc.ice", "ice-1"), ("call.hangup", "bye-1")] {
+        alice.send_with_id(chat, kind, json!({}), id).await;
+        let signal = bob_ws.signal().await;
+        bob_ws
+            .send(json!({"op": "ack", "seq": signal["seq"]}))
+            .await;
+    }
+    let receipt = alice_ws.frame().await;
+    assert_eq!(receipt["op"], "receipt");
+    assert_eq!(
+        receipt["receipt"]["signal_id"], "bye-1",
+        "the acknowledged ICE candidate got no receipt"
+    );
+}
+
+#[tokio::test]
+async fn pipelined_sends_over_one_websocket_are_stored_in_the_order_sent() {
+    let app = spawn_app().await;
+    let (alice, bob, chat) = app.alice_and_bob().await;
+    let (mut alice_ws, _) = WsClient::connect(&app, &alice, 0).await;
+    let (mut bob_ws, _) = WsClient::connect(&app, &bob, 0).await;
+    // All frames leave before the first answer is read: the server works on many at once.
+    for n in 0..100 {
+        alice_ws
+            .send(
+                json!({"op": "send", "ref": n, "chat_id": chat, "type": "webrtc.ice",
+                         "payload": {"n": n}}),
+            )
+            .await;
+    }
+    for n in 0..100 {
+        let sent = alice_ws.frame().await;
+        assert_eq!(
+            (sent["op"].as_str(), sent["ref"].as_i64()),
+            (Some("sent"), Some(n))
+        );
+        assert_eq!(sent["created"], true);
+    }
+    let mut last_seq = 0;
+    for n in 0..100 {
+        let signal = bob_ws.signal().await;
+        assert_eq!(signal["payload"]["n"], n, "received in the order sent");
+        let seq = signal["seq"].as_i64().unwrap();
+        assert_eq!(seq, last_seq + 1, "seq has no gap");
+        last_seq = seq;
+    }
+}
+
+#[tokio::test]
 async fn new_chat_messages_are_pushed() {
     let app = spawn_app().await;
     let (alice, bob, chat) = app.alice_and_bob().await;
