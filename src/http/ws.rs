@@ -56,6 +56,10 @@ pub async fn upgrade(
         .await?;
     let max_frame = state.config.max_payload_bytes + 16 * 1024;
     Ok(ws
+        // tungstenite's defaults (128 KiB each way) suit one busy socket, not 20,000 mostly idle
+        // ones; signals are small, and a burst is flushed in one write anyway.
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
         .max_message_size(max_frame)
         .on_upgrade(move |socket| session(socket, stream, state, current.user, after)))
 }
@@ -78,6 +82,8 @@ struct ClientFrame {
     seq: Option<i64>,
 }
 
+/// Read and write buffer per WebSocket.
+const SOCKET_BUFFER: usize = 4 * 1024;
 /// Sends a client may have waiting for the store at once; past this the server stops reading
 /// the connection's frames until one completes (backpressure, as TCP would).
 const MAX_SENDS_IN_FLIGHT: usize = 64;
