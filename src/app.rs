@@ -20,6 +20,7 @@ use crate::relay::{Relay, RelayParts, RelayPolicy};
 use crate::store::metered::Metered;
 use crate::store::{self, Store};
 use crate::Config;
+use axum::serve::ListenerExt;
 
 pub struct App {
     listener: TcpListener,
@@ -180,6 +181,13 @@ impl App {
             let shutdown = shutdown.clone();
             async move { shutdown.cancelled().await }
         };
+        // Signals are small writes that must leave at once: without TCP_NODELAY a push can wait
+        // for the client's delayed ACK (~40 ms on Linux) behind Nagle's algorithm.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "could not set TCP_NODELAY");
+            }
+        });
         let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
         let mut server = std::pin::pin!(server.into_future());
         let result = tokio::select! {

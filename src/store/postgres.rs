@@ -47,4 +47,9 @@ fn db(err: sqlx::Error) -> StoreError {
     StoreError::classify(err)
 }
 
-sql_store!(PostgresStore, sqlx::Postgres, " FOR UPDATE OF s");
+sql_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    " FOR UPDATE OF s",
+    Placeholders::Numbered
+);

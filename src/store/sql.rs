@@ -36,6 +36,16 @@ pub const ACKED_COLUMNS: &str = "RETURNING sender_id, recipient_id, signal_id, k
 /// stay under SQLite's oldest parameter limit (999).
 const CHUNK_SIZES: [usize; 4] = [64, 16, 4, 1];
 
+/// How a backend numbers parameters in multi-row statements.
+#[derive(Debug, Clone, Copy)]
+pub enum Placeholders {
+    /// `$1, $2, …` (PostgreSQL).
+    Numbered,
+    /// `?, ?, …` in order. SQLite binds these by position; for `$N` sqlx asks SQLite for each
+    /// parameter's name, a linear search, which made binding a 64-row insert quadratic.
+    Positional,
+}
+
 /// Splits `0..n` into ranges whose lengths are [`CHUNK_SIZES`].
 pub fn chunks(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
     let mut start = 0;
@@ -48,7 +58,13 @@ pub fn chunks(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
 }
 
 /// `{prefix}($1, $2), ($3, $4){suffix}` for `rows` rows of `columns` parameters.
-pub fn values_sql(prefix: &str, columns: usize, rows: usize, suffix: &str) -> String {
+pub fn values_sql(
+    placeholders: Placeholders,
+    prefix: &str,
+    columns: usize,
+    rows: usize,
+    suffix: &str,
+) -> String {
     let mut sql = String::with_capacity(prefix.len() + suffix.len() + rows * columns * 6);
     sql.push_str(prefix);
     for row in 0..rows {
@@ -57,8 +73,7 @@ pub fn values_sql(prefix: &str, columns: usize, rows: usize, suffix: &str) -> St
             if column > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(row * columns + column + 1).to_string());
+            sql.push_str(&placeholder(placeholders, row * columns + column + 1));
         }
         sql.push(')');
     }
@@ -66,11 +81,49 @@ pub fn values_sql(prefix: &str, columns: usize, rows: usize, suffix: &str) -> St
     sql
 }
 
+/// Marks consumed, for each of `acks` (recipient, chat or NULL, upto) rows, that recipient's
+/// deliverable signals up to `upto`; then `consumed_at`, then the call cutoff.
+pub fn ack_sql(placeholders: Placeholders, acks: usize) -> String {
+    let mut sql = String::from("WITH a (recipient, chat, upto) AS (VALUES ");
+    for row in 0..acks {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..3 {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            // Untyped parameters in VALUES would be text on PostgreSQL.
+            sql.push_str("CAST(");
+            sql.push_str(&placeholder(placeholders, row * 3 + column + 1));
+            sql.push_str(" AS BIGINT)");
+        }
+        sql.push(')');
+    }
+    let next = 3 * acks;
+    sql.push_str(") UPDATE signals AS s SET consumed_at = ");
+    sql.push_str(&placeholder(placeholders, next + 1));
+    sql.push_str(
+        " FROM a WHERE s.recipient_id = a.recipient AND (a.chat IS NULL OR s.chat_id = a.chat) \
+         AND s.consumed_at IS NULL AND s.seq <= a.upto AND (s.is_call = FALSE OR s.created_at >= ",
+    );
+    sql.push_str(&placeholder(placeholders, next + 2));
+    sql.push_str(") RETURNING sender_id, recipient_id, signal_id, kind, chat_id, seq");
+    sql
+}
+
+fn placeholder(placeholders: Placeholders, index: usize) -> String {
+    match placeholders {
+        Placeholders::Numbered => format!("${index}"),
+        Placeholders::Positional => "?".to_owned(),
+    }
+}
+
 /// Cleanup deletes in batches so a big backlog never holds locks for long.
 pub const CLEANUP_BATCH: i64 = 5_000;
 
+/// `created_at < $1` changes nothing (a signal is consumed after it is created) but lets the
+/// `signals_created` index find the candidates instead of a scan of the whole table.
 pub const CLEANUP_CONSUMED: &str = "DELETE FROM signals WHERE id IN (SELECT id FROM signals \
-     WHERE consumed_at IS NOT NULL AND consumed_at < $1 LIMIT $2)";
+     WHERE created_at < $1 AND consumed_at IS NOT NULL AND consumed_at < $1 LIMIT $2)";
 pub const CLEANUP_STALE: &str =
     "DELETE FROM signals WHERE id IN (SELECT id FROM signals WHERE created_at < $1 LIMIT $2)";
 pub const CLEANUP_SENDS: &str = "DELETE FROM signal_sends WHERE (sender_id, signal_id) IN \
@@ -79,9 +132,10 @@ pub const CLEANUP_SESSIONS: &str = "DELETE FROM sessions WHERE token_hash IN \
      (SELECT token_hash FROM sessions WHERE expires_at < $1 LIMIT $2)";
 
 /// Implements [`Store`](super::Store) for `$store`, whose `writer` and `reader` fields are
-/// `sqlx::Pool<$db>`; `$lock` is appended to the read that precedes a consuming update.
+/// `sqlx::Pool<$db>`; `$lock` is appended to the read that precedes a consuming update;
+/// `$placeholders` is how multi-row statements number their parameters.
 macro_rules! sql_store {
-    ($store:ty, $db:ty, $lock:expr) => {
+    ($store:ty, $db:ty, $lock:expr, $placeholders:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             async fn ping(&self) -> StoreResult<()> {
@@ -334,6 +388,7 @@ macro_rules! sql_store {
                 for range in chunks(batch.appends.len()) {
                     let part = &batch.appends[range];
                     let sql = values_sql(
+                        $placeholders,
                         "INSERT INTO signal_sends \
                          (sender_id, signal_id, chat_id, kind, to_user, recipients, created_at) VALUES ",
                         7,
@@ -373,6 +428,7 @@ macro_rules! sql_store {
                 for range in chunks(counts.len()) {
                     let part = &counts[range];
                     let sql = values_sql(
+                        $placeholders,
                         "INSERT INTO signal_counters (user_id, last_seq) VALUES ",
                         2,
                         part.len(),
@@ -416,6 +472,7 @@ macro_rules! sql_store {
                 for range in chunks(rows.len()) {
                     let part = &rows[range];
                     let sql = values_sql(
+                        $placeholders,
                         "INSERT INTO signals (recipient_id, seq, chat_id, sender_id, signal_id, kind, \
                          is_call, payload, created_at) VALUES ",
                         9,
@@ -468,22 +525,36 @@ macro_rules! sql_store {
                     }
                 }
 
-                // 4. Acknowledgements.
-                let mut acked = Vec::with_capacity(batch.acks.len());
-                for ack in batch.acks {
-                    let rows = sqlx::query_as::<$db, AckedRow>(&format!(
-                        "UPDATE signals AS s SET consumed_at = $5 WHERE {DELIVERABLE} AND s.seq <= $4 \
-                         {ACKED_COLUMNS}"
-                    ))
-                    .bind(ack.recipient.0)
-                    .bind(ack.chat.map(|c| c.0))
-                    .bind(batch.call_cutoff.millis())
-                    .bind(ack.upto.0)
-                    .bind(batch.now.millis())
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                    acked.push(all(rows));
+                // 4. Acknowledgements, all in one statement; each row marked goes back to the
+                //    first acknowledgement that covers it.
+                let mut acked: Vec<Vec<Acked>> = vec![Vec::new(); batch.acks.len()];
+                for range in chunks(batch.acks.len()) {
+                    let part = &batch.acks[range.clone()];
+                    let sql = ack_sql($placeholders, part.len());
+                    let mut query = sqlx::query_as::<$db, AckedRow>(&sql);
+                    for ack in part {
+                        query = query
+                            .bind(ack.recipient.0)
+                            .bind(ack.chat.map(|c| c.0))
+                            .bind(ack.upto.0);
+                    }
+                    let rows = query
+                        .bind(batch.now.millis())
+                        .bind(batch.call_cutoff.millis())
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    for row in rows {
+                        let row = Acked::from(row);
+                        let slot = part.iter().position(|ack| {
+                            ack.recipient == row.recipient
+                                && ack.chat.is_none_or(|chat| chat == row.chat)
+                                && row.seq <= ack.upto
+                        });
+                        if let Some(slot) = slot {
+                            acked[range.start + slot].push(row);
+                        }
+                    }
                 }
 
                 tx.commit().await.map_err(db)?;
@@ -671,8 +742,18 @@ mod tests {
     #[test]
     fn values_are_numbered_row_by_row() {
         assert_eq!(
-            values_sql("INSERT INTO t (a, b) VALUES ", 2, 2, " RETURNING a"),
+            values_sql(
+                Placeholders::Numbered,
+                "INSERT INTO t (a, b) VALUES ",
+                2,
+                2,
+                " RETURNING a"
+            ),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) RETURNING a"
+        );
+        assert_eq!(
+            values_sql(Placeholders::Positional, "VALUES ", 2, 2, ""),
+            "VALUES (?, ?), (?, ?)"
         );
     }
 }

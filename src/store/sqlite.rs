@@ -34,7 +34,11 @@ impl SqliteStore {
             // last transactions. Signals live for seconds, so this trade is the right one.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // Pages are read through a memory map instead of a read() copy each, and the page
+            // cache holds a busy minute of signals (SQLite's default is 2 MiB).
+            .pragma("mmap_size", "268435456")
+            .pragma("cache_size", "-32768");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
@@ -57,4 +61,4 @@ fn db(err: sqlx::Error) -> StoreError {
 }
 
 // SQLite serialises writers itself (one writer connection): no row lock is needed.
-sql_store!(SqliteStore, sqlx::Sqlite, "");
+sql_store!(SqliteStore, sqlx::Sqlite, "", Placeholders::Positional);
