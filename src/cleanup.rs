@@ -44,8 +44,16 @@ pub async fn run_once(
     Ok(report)
 }
 
+/// Without signals stored on this node lately, a pass runs this rarely (expired sessions).
+const IDLE_PASS_EVERY: Duration = Duration::from_secs(3600);
+
 /// Runs a pass every `interval` until `shutdown` is cancelled. A failed pass is logged and
 /// retried at the next tick: the store may come back.
+///
+/// Passes only run while this node's own signals may still need expiring or deleting (it stored
+/// one within both retention periods), and once an hour otherwise: an idle server makes no store
+/// query at all. With several nodes each cleans up after what it stored; the queries are global,
+/// so any busy node also cleans up after the others.
 pub async fn run(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -56,17 +64,26 @@ pub async fn run(
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let busy_for = retention.unconsumed + retention.consumed + 2 * interval;
+    let mut last_pass = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {
+                relay.forget_idle_rate_limits();
+                let now = clock.now();
+                let busy = relay.last_stored().is_some_and(|at| at >= now.minus(busy_for));
+                let due = last_pass.is_none_or(|at: crate::domain::Timestamp| at <= now.minus(IDLE_PASS_EVERY));
+                if !busy && !due {
+                    continue;
+                }
+                last_pass = Some(now);
                 if let Err(err) = relay.sweep_expired().await {
                     tracing::warn!(error = %err, "[CLEANUP] expiry sweep failed; retrying next interval");
                 }
                 if let Err(err) = run_once(store.as_ref(), clock.as_ref(), retention).await {
                     tracing::warn!(error = %err, "[CLEANUP] pass failed; retrying next interval");
                 }
-                relay.forget_idle_rate_limits();
             }
         }
     }

@@ -9,6 +9,7 @@
 //! pushes leave this node in `seq` order, so its streams rarely see a gap to re-read.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -63,6 +64,8 @@ pub(super) struct Writer {
     pub metrics: Arc<Metrics>,
     pub call_signal_ttl: std::time::Duration,
     pub watermarks: Arc<AckWatermarks>,
+    /// When this node last stored a signal (ms since the epoch, by `clock`; 0: never).
+    pub last_stored: Arc<AtomicI64>,
 }
 
 /// The handle senders use; the writer task stops when the last handle is dropped.
@@ -189,6 +192,13 @@ impl Writer {
             }
         };
 
+        if outcome
+            .appended
+            .iter()
+            .any(|a| matches!(a, Appended::Stored(_)))
+        {
+            self.last_stored.store(now.millis(), Ordering::Relaxed);
+        }
         let mut appended = outcome.appended.into_iter();
         let mut acked: Vec<Option<Vec<Acked>>> = outcome.acked.into_iter().map(Some).collect();
         for (range, rows) in acks.iter().zip(&acked) {

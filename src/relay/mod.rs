@@ -12,6 +12,7 @@ mod receipts;
 mod stream;
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,6 +105,7 @@ struct Shared {
     chats: ChatCache,
     writer: GroupCommit,
     watermarks: Arc<AckWatermarks>,
+    last_stored: Arc<AtomicI64>,
 }
 
 /// What the relay is built from.
@@ -121,6 +123,7 @@ impl Relay {
         let rate = NonZeroU32::new(parts.policy.send_rate_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(parts.policy.send_burst).unwrap_or(rate);
         let watermarks = Arc::new(AckWatermarks::default());
+        let last_stored = Arc::new(AtomicI64::new(0));
         let writer = GroupCommit::spawn(Writer {
             store: parts.store.clone(),
             bus: parts.bus.clone(),
@@ -128,12 +131,14 @@ impl Relay {
             metrics: parts.metrics.clone(),
             call_signal_ttl: parts.policy.call_signal_ttl,
             watermarks: watermarks.clone(),
+            last_stored: last_stored.clone(),
         });
         Self {
             shared: Arc::new(Shared {
                 chats: ChatCache::default(),
                 writer,
                 watermarks,
+                last_stored,
                 send_limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
                 store: parts.store,
                 clock: parts.clock,
@@ -421,6 +426,14 @@ impl Relay {
     ) -> Result<SignalStream, RelayError> {
         let subscription = self.shared.hub.subscribe(user, transport)?;
         SignalStream::open(self.clone(), user, subscription, after).await
+    }
+
+    /// When this node last stored a signal, if it ever did.
+    pub fn last_stored(&self) -> Option<crate::domain::Timestamp> {
+        match self.shared.last_stored.load(Ordering::Relaxed) {
+            0 => None,
+            millis => Some(crate::domain::Timestamp::from_millis(millis)),
+        }
     }
 
     /// Marks call signals that expired unread, and tells their senders.

@@ -36,7 +36,8 @@ pub struct Receipt {
 
 impl Receipt {
     pub fn from_acked(acked: Acked, status: ReceiptStatus) -> Option<Self> {
-        gets_receipt(&acked.kind).then(|| Self {
+        let wanted = gets_receipt(&acked.kind);
+        wanted.then_some(Self {
             status,
             signal_id: acked.signal_id,
             chat_id: acked.chat,

@@ -31,10 +31,10 @@ pub const INSPECT_COLUMNS: &str = "SELECT s.id, s.seq, s.chat_id, s.kind, s.is_c
 
 pub const ACKED_COLUMNS: &str = "RETURNING sender_id, recipient_id, signal_id, kind, chat_id, seq";
 
-/// Rows per multi-row statement: a batch of n rows is written as chunks of these sizes, so only
-/// four statement texts per table ever reach the prepared-statement cache. 64 rows of 9 columns
-/// stay under SQLite's oldest parameter limit (999).
-const CHUNK_SIZES: [usize; 4] = [64, 16, 4, 1];
+/// Rows per multi-row statement, at most: 64 rows of 9 columns stay under SQLite's oldest
+/// parameter limit (999). A batch is written as full chunks plus one of the remainder, so a
+/// backend's statement cache holds one text per row count, at most 64 per statement kind.
+const MAX_CHUNK: usize = 64;
 
 /// How a backend numbers parameters in multi-row statements.
 #[derive(Debug, Clone, Copy)]
@@ -46,15 +46,11 @@ pub enum Placeholders {
     Positional,
 }
 
-/// Splits `0..n` into ranges whose lengths are [`CHUNK_SIZES`].
+/// Splits `0..n` into consecutive ranges of at most [`MAX_CHUNK`].
 pub fn chunks(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
-    let mut start = 0;
-    std::iter::from_fn(move || {
-        let left = n - start;
-        let size = CHUNK_SIZES.into_iter().find(|&size| size <= left)?;
-        start += size;
-        Some(start - size..start)
-    })
+    (0..n)
+        .step_by(MAX_CHUNK)
+        .map(move |start| start..(start + MAX_CHUNK).min(n))
 }
 
 /// `{prefix}($1, $2), ($3, $4){suffix}` for `rows` rows of `columns` parameters.
@@ -117,8 +113,10 @@ fn placeholder(placeholders: Placeholders, index: usize) -> String {
     }
 }
 
-/// Cleanup deletes in batches so a big backlog never holds locks for long.
-pub const CLEANUP_BATCH: i64 = 5_000;
+/// Cleanup deletes in batches so a big backlog never holds locks for long: on SQLite the
+/// cleanup shares the one writer with every signal, and a 5,000-row delete held the signals
+/// queued behind it for tens of milliseconds.
+pub const CLEANUP_BATCH: i64 = 500;
 
 /// `created_at < $1` changes nothing (a signal is consumed after it is created) but lets the
 /// `signals_created` index find the candidates instead of a scan of the whole table.
@@ -735,7 +733,7 @@ mod tests {
             let ranges: Vec<_> = chunks(n).collect();
             let covered: Vec<usize> = ranges.iter().cloned().flatten().collect();
             assert_eq!(covered, (0..n).collect::<Vec<_>>());
-            assert!(ranges.iter().all(|r| CHUNK_SIZES.contains(&r.len())));
+            assert!(ranges.iter().all(|r| !r.is_empty() && r.len() <= MAX_CHUNK));
         }
     }
 

@@ -353,6 +353,22 @@ async fn an_idle_connected_client_costs_no_store_query() {
 }
 
 #[tokio::test]
+async fn an_idle_server_makes_no_store_query_between_sweeps() {
+    let app = spawn_app_with(|c| c.cleanup_interval = Duration::from_millis(10)).await;
+    let (alice, _bob, chat) = app.alice_and_bob().await;
+    // Nothing stored yet: after the start-up pass, twenty sweep intervals pass without a query.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let before = app.store_queries();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(app.store_queries(), before, "no cleanup pass while idle");
+
+    // A stored signal may need expiring and deleting: the sweeps resume.
+    alice.send_signal(chat, "call.invite", json!({})).await;
+    let after_send = app.store_queries();
+    eventually("a cleanup pass", || app.store_queries() > after_send).await;
+}
+
+#[tokio::test]
 async fn the_sender_learns_delivered_and_expired() {
     let app = spawn_app_with(|c| c.cleanup_interval = Duration::from_millis(20)).await;
     let (alice, bob, chat) = app.alice_and_bob().await;
