@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: checks formatting and lints, then runs every test — the Rust suite on
-# SQLite, the same API suite on PostgreSQL, the multi-node tests (PostgreSQL + Redis), and the
-# browser tests in Chromium. Installs what it needs itself, so it works on a fresh clone.
+# SQLite, the same API suite on PostgreSQL, the multi-node tests (PostgreSQL + Redis), the
+# browser tests in Chromium, and a smoke run of the benchmark against Switchboard and PeerJS. Installs what it needs itself, so it works on a fresh clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,20 +30,23 @@ ensure_services() {
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --locked -- -D warnings
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "PostgreSQL and Redis"
 ensure_services
 
-step "cargo test (unit tests; API, real-time, CLI and multi-node tests; store: SQLite)"
-cargo test --locked
+step "cargo test (unit tests; API, real-time, CLI and multi-node tests; store: SQLite; the bench's own)"
+cargo test --workspace --locked
 
 step "the API and real-time suite again, against the PostgreSQL store"
 SWITCHBOARD_TEST_STORE=postgres cargo test --locked --test api -- --skip cluster::
 
 step "browser tests (Chromium driven by Playwright; two users, a real video call)"
 bash tests/browser/run.sh
+
+step "benchmark smoke run (switchboard-bench --quick against Switchboard and PeerJS: 0 lost, duplicated, reordered)"
+bash bench/smoke.sh
 
 echo
 echo "All tests passed."
