@@ -4,6 +4,7 @@
 //! and the store only its SHA-256. Each session carries its own CSRF token.
 
 mod password;
+mod session_cache;
 mod token;
 
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::domain::{DisplayName, Password, Username, ValidationError};
 use crate::store::{NewSession, NewUser, Session, Store, StoreError, User};
+
+use session_cache::SessionCache;
 
 pub use password::{hash_password, verify_password};
 pub use token::{hash_token, random_token};
@@ -53,6 +56,7 @@ pub struct Accounts {
     clock: Arc<dyn Clock>,
     session_ttl: Duration,
     open_registration: bool,
+    sessions: Arc<SessionCache>,
 }
 
 impl Accounts {
@@ -67,6 +71,7 @@ impl Accounts {
             clock,
             session_ttl,
             open_registration,
+            sessions: Arc::default(),
         }
     }
 
@@ -155,12 +160,21 @@ impl Accounts {
 
     /// The session a cookie value opens, if it is live.
     pub async fn session(&self, session_token: &str) -> Result<Option<Session>, StoreError> {
-        self.store
-            .session(&hash_token(session_token), self.clock.now())
-            .await
+        let token_hash = hash_token(session_token);
+        let now = self.clock.now();
+        if let Some(session) = self.sessions.get(&token_hash, now) {
+            return Ok(Some(session));
+        }
+        let session = self.store.session(&token_hash, now).await?;
+        if let Some(session) = &session {
+            self.sessions.remember(token_hash, session.clone(), now);
+        }
+        Ok(session)
     }
 
     pub async fn logout(&self, session_token: &str) -> Result<(), StoreError> {
-        self.store.delete_session(&hash_token(session_token)).await
+        let token_hash = hash_token(session_token);
+        self.sessions.forget(&token_hash);
+        self.store.delete_session(&token_hash).await
     }
 }

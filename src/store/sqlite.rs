@@ -48,6 +48,7 @@ impl SqliteStore {
             .pragma("cache_size", "-32768");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(
                 options
@@ -71,6 +72,9 @@ impl SqliteStore {
         tokio::spawn(checkpoint_until(checkpointer, stop.clone()));
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
+            // A connection to a local file does not go stale; checking it on every acquire
+            // cost a round trip to its thread per query.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.read_only(true))
             .await
