@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{ChatId, Seq, UserId};
@@ -54,7 +53,7 @@ struct Shared {
 
 struct Subscriber {
     id: u64,
-    tx: mpsc::Sender<Push>,
+    tx: flume::Sender<Push>,
     kicked: CancellationToken,
 }
 
@@ -78,7 +77,9 @@ impl Hub {
         user: UserId,
         transport: Transport,
     ) -> Result<Subscription, TooManyConnections> {
-        let (tx, rx) = mpsc::channel(self.shared.queue_capacity);
+        // flume's bounded queue allocates as it fills (tokio's allocates a block of 32 slots
+        // up front): an idle connection's queue costs nothing but its handle.
+        let (tx, rx) = flume::bounded(self.shared.queue_capacity);
         let kicked = CancellationToken::new();
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         {
@@ -116,13 +117,13 @@ impl Hub {
         };
         subscribers.retain(|subscriber| match subscriber.tx.try_send(push.clone()) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(flume::TrySendError::Full(_)) => {
                 self.shared.metrics.connections_overflowed.inc();
                 tracing::warn!(user_id = %user, "push queue full: closing the connection; the client resumes from its cursor");
                 subscriber.kicked.cancel();
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(flume::TrySendError::Disconnected(_)) => false,
         });
         if subscribers.is_empty() {
             users.remove(&user);
@@ -169,7 +170,7 @@ pub struct Subscription {
     user: UserId,
     id: u64,
     transport: Transport,
-    rx: mpsc::Receiver<Push>,
+    rx: flume::Receiver<Push>,
     kicked: CancellationToken,
 }
 
@@ -180,7 +181,7 @@ impl Subscription {
         tokio::select! {
             biased;
             _ = self.kicked.cancelled() => None,
-            push = self.rx.recv() => push,
+            push = self.rx.recv_async() => push.ok(),
         }
     }
 
@@ -230,7 +231,7 @@ mod tests {
         let hub = Hub::new(8, 4, Arc::default());
         let mut a = hub.subscribe(UserId(1), Transport::Websocket).unwrap();
         let mut b = hub.subscribe(UserId(1), Transport::Sse).unwrap();
-        let mut other = hub.subscribe(UserId(2), Transport::Sse).unwrap();
+        let other = hub.subscribe(UserId(2), Transport::Sse).unwrap();
         hub.dispatch(UserId(1), message());
         assert!(a.recv().await.is_some());
         assert!(b.recv().await.is_some());

@@ -83,7 +83,7 @@ struct ClientFrame {
 }
 
 /// Read and write buffer per WebSocket.
-const SOCKET_BUFFER: usize = 4 * 1024;
+const SOCKET_BUFFER: usize = 1024;
 /// Sends a client may have waiting for the store at once; past this the server stops reading
 /// the connection's frames until one completes (backpressure, as TCP would).
 const MAX_SENDS_IN_FLIGHT: usize = 64;
