@@ -119,6 +119,15 @@ impl Writer {
     async fn run(self, mut queue: mpsc::Receiver<Request>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            // Let the connections that are runnable right now queue their signals too: one
+            // scheduler turn costs microseconds, a commit costs far more.
+            tokio::task::yield_now().await;
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
             self.commit(&mut batch).await;
             batch.clear();
         }
