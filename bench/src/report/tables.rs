@@ -168,23 +168,48 @@ fn burst_tables(report: &Report, out: &mut String) {
             get(sb, |r| r.signals_per_second),
             get(pj, |r| r.signals_per_second),
         );
-        table.compare(
-            "server CPU (us/signal)",
-            sb.and_then(|r| r.server_cpu_us_per_signal),
-            pj.and_then(|r| r.server_cpu_us_per_signal),
-        );
-        table.compare(
-            "generator CPU (us/signal)",
-            sb.and_then(|r| r.generator_cpu_us_per_signal),
-            pj.and_then(|r| r.generator_cpu_us_per_signal),
-        );
-        delivery_rows(
-            &mut table,
-            sb.map(|r| (&r.check, &r.events)),
-            pj.map(|r| (&r.check, &r.events)),
-        );
+        cost_and_delivery_rows(&mut table, sb, pj);
         let _ = writeln!(out, "{table}");
     }
+}
+
+/// What the load scenarios (burst, rates) have in common: CPU per signal and a delivery check.
+trait LoadRun {
+    fn server_cpu_us_per_signal(&self) -> Option<f64>;
+    fn generator_cpu_us_per_signal(&self) -> Option<f64>;
+    fn delivery(&self) -> (&DeliveryCheck, &ClientEventCounts);
+}
+
+macro_rules! load_run {
+    ($($result:ty),*) => {$(
+        impl LoadRun for $result {
+            fn server_cpu_us_per_signal(&self) -> Option<f64> {
+                self.server_cpu_us_per_signal
+            }
+            fn generator_cpu_us_per_signal(&self) -> Option<f64> {
+                self.generator_cpu_us_per_signal
+            }
+            fn delivery(&self) -> (&DeliveryCheck, &ClientEventCounts) {
+                (&self.check, &self.events)
+            }
+        }
+    )*};
+}
+load_run!(BurstResult, RateResult);
+
+/// The rows under every load table: CPU per signal on both sides, then the delivery check.
+fn cost_and_delivery_rows<R: LoadRun>(table: &mut Table, sb: Option<&R>, pj: Option<&R>) {
+    table.compare(
+        "server CPU (us/signal)",
+        sb.and_then(R::server_cpu_us_per_signal),
+        pj.and_then(R::server_cpu_us_per_signal),
+    );
+    table.compare(
+        "generator CPU (us/signal)",
+        sb.and_then(R::generator_cpu_us_per_signal),
+        pj.and_then(R::generator_cpu_us_per_signal),
+    );
+    delivery_rows(table, sb.map(R::delivery), pj.map(R::delivery));
 }
 
 fn delivery_rows(
@@ -302,21 +327,7 @@ fn rate_tables(report: &Report, out: &mut String) {
             sb.and_then(|r| r.cpu.server_percent()),
             pj.and_then(|r| r.cpu.server_percent()),
         );
-        table.compare(
-            "server CPU (us/signal)",
-            sb.and_then(|r| r.server_cpu_us_per_signal),
-            pj.and_then(|r| r.server_cpu_us_per_signal),
-        );
-        table.compare(
-            "generator CPU (us/signal)",
-            sb.and_then(|r| r.generator_cpu_us_per_signal),
-            pj.and_then(|r| r.generator_cpu_us_per_signal),
-        );
-        delivery_rows(
-            &mut table,
-            sb.map(|r| (&r.check, &r.events)),
-            pj.map(|r| (&r.check, &r.events)),
-        );
+        cost_and_delivery_rows(&mut table, sb, pj);
         let _ = writeln!(out, "{table}");
     }
 }
