@@ -33,7 +33,16 @@ pub async fn run(cli: &Cli, plan: Plan, progress: Progress) -> anyhow::Result<Re
     let mut servers = Vec::new();
     if let Some(url) = &cli.switchboard {
         loopback_url(url)?;
-        let mut switchboard = Switchboard::open(url, cli.switchboard_pid, kit.clone()).await?;
+        for node in &cli.switchboard_nodes {
+            loopback_url(node)?;
+        }
+        let mut switchboard = Switchboard::open(
+            url,
+            &cli.switchboard_nodes,
+            cli.switchboard_pid,
+            kit.clone(),
+        )
+        .await?;
         let users = plan.switchboard_users();
         if users > 0 {
             let started = Instant::now();

@@ -20,6 +20,11 @@ pub struct Cli {
     /// Switchboard's base URL, e.g. http://127.0.0.1:8080
     #[arg(long)]
     pub switchboard: Option<String>,
+    /// Another node of the same Switchboard deployment (repeatable): clients are spread over
+    /// all nodes, the two users of a pair on different ones. CPU and memory are the first
+    /// node's only.
+    #[arg(long = "switchboard-node")]
+    pub switchboard_nodes: Vec<String>,
     /// Switchboard's PID, for its CPU and memory (from /proc)
     #[arg(long)]
     pub switchboard_pid: Option<u32>,

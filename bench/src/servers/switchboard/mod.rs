@@ -44,10 +44,15 @@ const CHAT_CONCURRENCY: usize = 8;
 pub struct Seat {
     pub account: Arc<Account>,
     pub chat: i64,
+    /// Which node of the deployment this client talks to (users 2i and 2i + 1 of a pair sit on
+    /// different nodes when there are two, so every signal crosses the bus).
+    pub node: usize,
 }
 
 pub struct Switchboard {
     api: Api,
+    /// Every node of the deployment, `api` first.
+    nodes: Vec<Api>,
     kit: Kit,
     probe: Option<ProcessProbe>,
     /// Users `2i` and `2i + 1` share the direct chat `chats[i]`.
@@ -57,14 +62,26 @@ pub struct Switchboard {
 
 impl Switchboard {
     /// Checks that the server answers at `base` (`http://127.0.0.1:PORT`).
-    pub async fn open(base: &str, pid: Option<u32>, kit: Kit) -> anyhow::Result<Self> {
-        let api = Api::new(base)?;
-        api.get_anonymous("/healthz")
-            .await
-            .and_then(|answer| answer.expect(200))
-            .with_context(|| format!("Switchboard at {base} is not healthy"))?;
+    /// `more_nodes`: further nodes of the same deployment (same database and Redis), which
+    /// clients are spread over.
+    pub async fn open(
+        base: &str,
+        more_nodes: &[String],
+        pid: Option<u32>,
+        kit: Kit,
+    ) -> anyhow::Result<Self> {
+        let mut nodes = Vec::new();
+        for url in std::iter::once(base).chain(more_nodes.iter().map(String::as_str)) {
+            let api = Api::new(url)?;
+            api.get_anonymous("/healthz")
+                .await
+                .and_then(|answer| answer.expect(200))
+                .with_context(|| format!("Switchboard at {url} is not healthy"))?;
+            nodes.push(api);
+        }
         Ok(Self {
-            api,
+            api: nodes[0].clone(),
+            nodes,
             kit,
             probe: pid.map(ProcessProbe::of_pid),
             accounts: Vec::new(),
@@ -168,15 +185,16 @@ impl Switchboard {
         Ok((0..count)
             .map(|i| {
                 let chat = self.chats[i];
-                let seat = |account: &Arc<Account>| {
+                let seat = |user: usize| {
                     Party::Switchboard(Seat {
-                        account: account.clone(),
+                        account: self.accounts[user].clone(),
                         chat,
+                        node: user % self.nodes.len(),
                     })
                 };
                 Pair {
-                    caller: seat(&self.accounts[2 * i]),
-                    callee: seat(&self.accounts[2 * i + 1]),
+                    caller: seat(2 * i),
+                    callee: seat(2 * i + 1),
                     to_callee: Self::route(chat),
                     to_caller: Self::route(chat),
                 }
@@ -198,6 +216,7 @@ impl Switchboard {
         Ok(Seat {
             account: self.accounts[user].clone(),
             chat: self.chats[user / 2],
+            node: user % self.nodes.len(),
         })
     }
 
@@ -213,7 +232,7 @@ impl Switchboard {
         let (outbox, queue) = (spec.outbox, spec.queue);
         let receiver = Receiver::new(seat.account.clone(), spec.inbox, spec.events.clone());
         let client = ClientParts {
-            api: self.api.clone(),
+            api: self.nodes[seat.node].clone(),
             kit: self.kit.clone(),
             seat,
             events: spec.events,
