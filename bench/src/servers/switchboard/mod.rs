@@ -16,6 +16,7 @@ mod sse;
 mod ws;
 
 use std::borrow::Cow;
+use std::fmt::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -30,7 +31,7 @@ use super::{ClientSpec, ConnectError, Kit, Pair, Party, Transport};
 use crate::client::{Client, ClientEvents, Inbox};
 use crate::measure::process::ProcessProbe;
 use crate::progress::Progress;
-use crate::signal::{Arrival, Mark, Route, SignalKind};
+use crate::signal::{Arrival, Mark, Outgoing, Route, SignalKind};
 
 /// At most this many of a user's connections are opened at once (the server's default
 /// `max_connections_per_user` is 16).
@@ -271,6 +272,30 @@ struct ClientParts {
     seat: Seat,
     events: Arc<ClientEvents>,
     stop: CancellationToken,
+}
+
+/// A signal as Switchboard takes it: the body of `POST /api/p2p/send-signal/`, or with a
+/// `reference`, the WebSocket `send` frame (the same object with `op` and `ref`).
+fn render_signal(parts: &ClientParts, signal: &Outgoing, reference: Option<u64>) -> String {
+    let payloads = &parts.kit.payloads;
+    let mark = signal.mark;
+    let mut out = String::with_capacity(payloads.capacity(signal.kind) + 160);
+    out.push('{');
+    if let Some(reference) = reference {
+        let _ = write!(out, r#""op":"send","ref":{reference},"#);
+    }
+    let _ = write!(
+        out,
+        r#"{},"type":"{}","signal_id":"{}-{}-{}","payload":"#,
+        signal.route.as_str(),
+        signal.kind.switchboard_type(),
+        parts.kit.run_tag,
+        mark.k,
+        mark.n,
+    );
+    payloads.write(&mut out, signal.kind, mark);
+    out.push('}');
+    out
 }
 
 /// A signal as every Switchboard transport carries it, read without copying its strings.

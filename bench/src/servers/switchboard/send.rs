@@ -2,13 +2,12 @@
 //! time and in order (concurrent POSTs could be stored out of order), retrying under the same
 //! `signal_id` after a 429 or a dropped connection, as the browser client does.
 
-use std::fmt::Write;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
 use super::api::ApiError;
-use super::ClientParts;
+use super::{render_signal, ClientParts};
 use crate::client::OutboxQueue;
 use crate::signal::Outgoing;
 
@@ -35,7 +34,7 @@ pub(super) fn start(parts: ClientParts, mut queue: OutboxQueue) -> JoinHandle<()
 }
 
 async fn send(parts: &ClientParts, signal: &Outgoing) {
-    let body = bytes::Bytes::from(render(parts, signal));
+    let body = bytes::Bytes::from(render_signal(parts, signal, None));
     let account = &parts.seat.account;
     for attempt in 1..=MAX_ATTEMPTS {
         let pause = match parts.api.post(account, SEND_PATH, body.clone()).await {
@@ -63,22 +62,4 @@ async fn send(parts: &ClientParts, signal: &Outgoing) {
     parts
         .events
         .send_error(|| format!("{SEND_PATH}: still refused after {MAX_ATTEMPTS} attempts"));
-}
-
-fn render(parts: &ClientParts, signal: &Outgoing) -> String {
-    let payloads = &parts.kit.payloads;
-    let mark = signal.mark;
-    let mut body = String::with_capacity(payloads.capacity(signal.kind) + 128);
-    let _ = write!(
-        body,
-        r#"{{{},"type":"{}","signal_id":"{}-{}-{}","payload":"#,
-        signal.route.as_str(),
-        signal.kind.switchboard_type(),
-        parts.kit.run_tag,
-        mark.k,
-        mark.n,
-    );
-    payloads.write(&mut body, signal.kind, mark);
-    body.push('}');
-    body
 }

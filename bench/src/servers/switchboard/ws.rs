@@ -13,7 +13,6 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -26,7 +25,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::{ClientParts, Receiver, WireSignal};
+use super::{render_signal, ClientParts, Receiver, WireSignal};
 use crate::client::OutboxQueue;
 use crate::servers::ws::{self as socket, Socket};
 use crate::servers::ConnectError;
@@ -340,8 +339,12 @@ impl Writer {
         let result: Result<(), tungstenite::Error> = async {
             if !self.resend.is_empty() {
                 for (reference, signal) in std::mem::take(&mut self.resend) {
-                    sink.feed(Message::text(render(parts, reference, &signal)))
-                        .await?;
+                    sink.feed(Message::text(render_signal(
+                        parts,
+                        &signal,
+                        Some(reference),
+                    )))
+                    .await?;
                 }
                 sink.flush().await?;
             }
@@ -385,7 +388,7 @@ impl Writer {
     ) -> Result<(), tungstenite::Error> {
         let reference = self.next_ref;
         self.next_ref += 1;
-        let frame = render(parts, reference, &signal);
+        let frame = render_signal(parts, &signal, Some(reference));
         lock(&shared.unconfirmed).push_back((reference, signal));
         sink.feed(Message::text(frame)).await
     }
@@ -393,24 +396,6 @@ impl Writer {
 
 fn ack_frame(seq: i64) -> Message {
     Message::text(format!(r#"{{"op":"ack","seq":{seq}}}"#))
-}
-
-fn render(parts: &ClientParts, reference: u64, signal: &Outgoing) -> String {
-    let payloads = &parts.kit.payloads;
-    let mark = signal.mark;
-    let mut frame = String::with_capacity(payloads.capacity(signal.kind) + 160);
-    let _ = write!(
-        frame,
-        r#"{{"op":"send","ref":{reference},{},"type":"{}","signal_id":"{}-{}-{}","payload":"#,
-        signal.route.as_str(),
-        signal.kind.switchboard_type(),
-        parts.kit.run_tag,
-        mark.k,
-        mark.n,
-    );
-    payloads.write(&mut frame, signal.kind, mark);
-    frame.push('}');
-    frame
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
