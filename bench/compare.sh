@@ -89,10 +89,11 @@ free_port() {
 # The product limits one user to 100 signals/s (burst 400); a bench user sends far more.
 : "${SWITCHBOARD_SEND_RATE_PER_SECOND:=1000000}"
 : "${SWITCHBOARD_SEND_BURST:=1000000}"
+: "${SWITCHBOARD_TURN_ENABLED:=false}" # the signal benchmark measures signals, not media relay
 # The per-signal [P2P_SEND] info line is product diagnostics; the bench measures relaying.
 : "${RUST_LOG:=warn}"
 export SWITCHBOARD_DATABASE_URL SWITCHBOARD_OPEN_REGISTRATION SWITCHBOARD_SEND_RATE_PER_SECOND \
-    SWITCHBOARD_SEND_BURST RUST_LOG
+    SWITCHBOARD_SEND_BURST SWITCHBOARD_TURN_ENABLED RUST_LOG
 
 say "starting Switchboard ($switchboard_bin)"
 "$switchboard_bin" serve --listen 127.0.0.1:0 >"$work/switchboard.log" 2>&1 &

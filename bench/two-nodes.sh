@@ -33,7 +33,7 @@ export SWITCHBOARD_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db"
 export SWITCHBOARD_REDIS_URL="redis://127.0.0.1:6379"
 export SWITCHBOARD_REDIS_PREFIX="bench$$"
 export SWITCHBOARD_OPEN_REGISTRATION=true SWITCHBOARD_SEND_RATE_PER_SECOND=1000000 \
-    SWITCHBOARD_SEND_BURST=1000000 RUST_LOG="${RUST_LOG:-warn}"
+    SWITCHBOARD_SEND_BURST=1000000 SWITCHBOARD_TURN_ENABLED=false RUST_LOG="${RUST_LOG:-warn}"
 urls=()
 for node in a b; do
     "$target_dir/release/switchboard" serve --listen 127.0.0.1:0 >"$work/node-$node.log" 2>&1 &

@@ -2,8 +2,8 @@
 //!
 //! Every field's doc comment names its default; `docs/CONFIGURATION.md` lists them all.
 
-use std::net::SocketAddr;
-use std::path::Path;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -34,8 +34,71 @@ pub struct Config {
     /// How long a session cookie stays valid. Default `14days`.
     #[serde(with = "humantime_serde")]
     pub session_ttl: Duration,
-    /// Mark cookies `Secure` (set it when served over HTTPS). Default `false`.
+    /// Mark cookies `Secure` even without built-in TLS (set it behind an HTTPS proxy); with TLS
+    /// on, cookies are always `Secure`. Default `false`.
     pub cookie_secure: bool,
+    /// PEM certificate chain to serve HTTPS with (and `turns:`); reloaded when the file changes
+    /// or on SIGHUP. Needs `tls_key`. Default: unset (plain HTTP).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`. Default: unset.
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate generated for `tls_hostnames` and kept in
+    /// `tls_self_signed_dir` (for LANs and tests). Default `false`.
+    pub tls_self_signed: bool,
+    /// Names and IP addresses the self-signed certificate covers. Default: the listen address,
+    /// `localhost` and the machine's non-loopback addresses.
+    pub tls_hostnames: Vec<String>,
+    /// Where the self-signed certificate and key are kept between starts.
+    /// Default `switchboard-tls`.
+    pub tls_self_signed_dir: PathBuf,
+    /// How often the certificate files are checked for changes. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub tls_reload_interval: Duration,
+    /// A plain-HTTP address whose every request is redirected to HTTPS. Default: unset.
+    pub http_redirect_listen: Option<SocketAddr>,
+    /// `max-age` of the `Strict-Transport-Security` header sent over HTTPS; unset = no header.
+    /// Default: unset.
+    #[serde(default, with = "humantime_serde::option")]
+    pub hsts_max_age: Option<Duration>,
+    /// Run the embedded STUN/TURN server. Default `true`.
+    pub turn_enabled: bool,
+    /// UDP and TCP address of the embedded STUN/TURN server. Default `0.0.0.0:3478`.
+    pub turn_listen: SocketAddr,
+    /// TURN over TLS (`turns:`) address, used when TLS is configured. Default `0.0.0.0:5349`.
+    pub turn_tls_listen: SocketAddr,
+    /// First port of the relay range. Default `49152`.
+    pub turn_relay_port_min: u16,
+    /// Last port of the relay range. Default `65535`.
+    pub turn_relay_port_max: u16,
+    /// The public address of this host when it sits behind 1:1 NAT (cloud VMs): advertised as
+    /// the relay address and in the TURN URLs. Default: unset.
+    pub turn_external_ip: Option<IpAddr>,
+    /// Host name or IP put in the `turn:`/`stun:` URLs handed to browsers. Default: unset =
+    /// `turn_external_ip`, else the host the browser used to reach this server.
+    pub turn_public_host: Option<String>,
+    /// TURN realm. Default `switchboard`.
+    pub turn_realm: String,
+    /// Shared secret of the TURN REST credentials (coturn's `static-auth-secret`). Default:
+    /// unset = generated once and kept in the store, so every node shares it.
+    pub turn_secret: Option<String>,
+    /// TURN URLs handed to browsers instead of the embedded server's (an external coturn with
+    /// `use-auth-secret`). Default: none.
+    pub turn_urls: Vec<String>,
+    /// How long minted TURN credentials are valid for new allocations. Default `1h`.
+    #[serde(with = "humantime_serde")]
+    pub turn_credential_ttl: Duration,
+    /// Most allocations one user may hold at once. Default `10`.
+    pub turn_user_quota: usize,
+    /// Longest allocation lifetime granted; clients refresh before it ends. Default `10m`.
+    #[serde(with = "humantime_serde")]
+    pub turn_allocation_lifetime: Duration,
+    /// Cap on the bits per second relayed for one allocation; unset = no cap. Default: unset.
+    pub turn_max_bitrate: Option<u64>,
+    /// Let the relay reach loopback peers (tests only). Default `false`.
+    pub turn_allow_loopback_peers: bool,
+    /// Let the relay reach private, link-local and unique-local peers (tests and LANs).
+    /// Default `false`.
+    pub turn_allow_private_peers: bool,
     /// Call signals (`webrtc.*`, `call.*`) older than this are never delivered. Default `30s`.
     #[serde(with = "humantime_serde")]
     pub call_signal_ttl: Duration,
@@ -53,8 +116,8 @@ pub struct Config {
     pub max_payload_bytes: usize,
     /// Most signals one GET returns; the rest follow on the next poll. Default `500`.
     pub max_signals_per_fetch: u32,
-    /// ICE servers handed to browsers by `GET /api/p2p/ice-servers/`.
-    /// Default: one STUN server, `stun:stun.l.google.com:19302`.
+    /// Extra ICE servers handed to browsers by `GET /api/p2p/ice-servers/`, after the embedded
+    /// STUN/TURN server (or `turn_urls`). Default: none.
     pub ice_servers: Vec<IceServer>,
     /// Sustained signals per second one user may send (HTTP and WebSocket together); over it,
     /// 429 with `Retry-After`. Default `100`.
@@ -117,17 +180,37 @@ impl Default for Config {
             open_registration: true,
             session_ttl: Duration::from_secs(14 * 24 * 3600),
             cookie_secure: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
+            tls_hostnames: Vec::new(),
+            tls_self_signed_dir: PathBuf::from("switchboard-tls"),
+            tls_reload_interval: Duration::from_secs(10),
+            http_redirect_listen: None,
+            hsts_max_age: None,
+            turn_enabled: true,
+            turn_listen: SocketAddr::from(([0, 0, 0, 0], 3478)),
+            turn_tls_listen: SocketAddr::from(([0, 0, 0, 0], 5349)),
+            turn_relay_port_min: 49152,
+            turn_relay_port_max: 65535,
+            turn_external_ip: None,
+            turn_public_host: None,
+            turn_realm: "switchboard".to_owned(),
+            turn_secret: None,
+            turn_urls: Vec::new(),
+            turn_credential_ttl: Duration::from_secs(3600),
+            turn_user_quota: 10,
+            turn_allocation_lifetime: Duration::from_secs(600),
+            turn_max_bitrate: None,
+            turn_allow_loopback_peers: false,
+            turn_allow_private_peers: false,
             call_signal_ttl: Duration::from_secs(30),
             consumed_retention: Duration::from_secs(60),
             unconsumed_retention: Duration::from_secs(300),
             cleanup_interval: Duration::from_secs(5),
             max_payload_bytes: 64 * 1024,
             max_signals_per_fetch: 500,
-            ice_servers: vec![IceServer {
-                urls: vec!["stun:stun.l.google.com:19302".to_owned()],
-                username: None,
-                credential: None,
-            }],
+            ice_servers: Vec::new(),
             send_rate_per_second: 100,
             send_burst: 400,
             max_connections_per_user: 16,
@@ -159,6 +242,11 @@ pub struct FlagOverrides {
 pub struct ConfigError(#[from] Box<figment::Error>);
 
 impl Config {
+    /// Whether this server terminates TLS itself.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_self_signed || self.tls_cert.is_some()
+    }
+
     /// Layers the sources in order of precedence. A missing file is an error only when named.
     pub fn load(file: Option<&Path>, flags: FlagOverrides) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));

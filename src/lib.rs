@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod relay;
 pub mod store;
 pub mod telemetry;
+pub mod turn;
 
 pub use app::App;
 pub use config::Config;

@@ -19,6 +19,7 @@ fn switchboard(database_url: &str, args: &[&str]) -> (bool, String) {
         .arg(database_url)
         .args(args)
         .env_remove("SWITCHBOARD_CONFIG")
+        .env("SWITCHBOARD_TURN_ENABLED", "false")
         .output()
         .expect("the binary runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -290,6 +291,7 @@ fn spawn(args: &[&str]) -> Child {
         .args(args)
         .env_remove("RUST_LOG")
         .env_remove("SWITCHBOARD_CONFIG")
+        .env("SWITCHBOARD_TURN_ENABLED", "false")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)

@@ -37,6 +37,7 @@ impl Node {
             .env("SWITCHBOARD_REDIS_PREFIX", prefix)
             .env("SWITCHBOARD_BUS_CATCH_UP_INTERVAL", "200ms")
             .env("SWITCHBOARD_CLEANUP_INTERVAL", "1h")
+            .env("SWITCHBOARD_TURN_ENABLED", "false")
             .env_remove("SWITCHBOARD_CONFIG")
             .stdout(Stdio::piped())
             .stderr(if std::env::var_os("TEST_LOG").is_some() {

@@ -46,6 +46,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: database_url.clone(),
+        // Tests that need the embedded TURN server turn it on, on a port of their own.
+        turn_enabled: false,
         ..Config::default()
     };
     tweak(&mut config);

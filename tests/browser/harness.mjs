@@ -51,6 +51,7 @@ function serverEnv(extra = {}) {
     ...env,
     SWITCHBOARD_ICE_SERVERS: '[]', // no internet here: a public STUN server would only slow ICE
     SWITCHBOARD_OPEN_REGISTRATION: 'true',
+    SWITCHBOARD_TURN_ENABLED: 'false', // loopback calls connect directly; tests/netns covers TURN
     RUST_LOG: env.RUST_LOG || 'warn',
     ...extra,
   };
