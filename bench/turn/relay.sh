@@ -73,6 +73,11 @@ for tool in openssl curl ss awk; do
     command -v "$tool" >/dev/null || { say "missing $tool"; exit 2; }
 done
 
+reference_bin="$target_dir/release/turn-reference"
+if [[ ",$servers," == *",webrtc-turn,"* ]]; then
+    say "building turn-reference (the webrtc-rs turn crate alone, release)"
+    cargo build --release --manifest-path "$here/reference/Cargo.toml" --target-dir "$target_dir"
+fi
 if [[ ",$servers," == *",switchboard,"* && -z "$switchboard_bin" ]]; then
     say "building switchboard (release)"
     (cd "$root" && cargo build --release -p switchboard)
@@ -231,6 +236,15 @@ metric_sum() { # url name
     curl -fsSk "$1" 2>/dev/null | awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%.0f\n", s }'
 }
 
+start_webrtc_turn() { # name
+    turn_port="$(free_udp_port 34780)"
+    metrics_url=""
+    "$reference_bin" "127.0.0.1:$turn_port" "$secret" "$realm" "$relay_base" $((relay_base + 999)) \
+        >"$work/$1.log" 2>&1 &
+    server_pid=$!
+    wait_listening_udp "$server_pid" "$turn_port"
+}
+
 stop_server() {
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
@@ -248,7 +262,8 @@ for kind in "${server_list[@]}"; do
     case "$kind" in
         coturn) starter=start_coturn ;;
         switchboard) starter=start_switchboard ;;
-        *) say "unknown server: $kind (coturn or switchboard)"; exit 64 ;;
+        webrtc-turn) starter=start_webrtc_turn ;;
+        *) say "unknown server: $kind (coturn, switchboard or webrtc-turn)"; exit 64 ;;
     esac
     say "[$name] starting"
     if ! "$starter" "$name"; then

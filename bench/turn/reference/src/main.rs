@@ -1,0 +1,82 @@
+//! The webrtc-rs `turn` crate (0.17.2) with nothing around it: one UDP listener, TURN REST
+//! credentials (coturn's scheme), relays on 127.0.0.1 in a port range. `bench/turn/relay.sh`
+//! runs it beside coturn and Switchboard so the crate's own cost per relayed packet can be told
+//! apart from what Switchboard adds (peer filtering, quotas, metrics).
+//!
+//!   turn-reference <listen addr> <secret> <realm> <relay port min> <relay port max>
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::prelude::{Engine, BASE64_STANDARD};
+use ring::hmac;
+use tokio::net::UdpSocket;
+use turn::auth::{generate_auth_key, AuthHandler};
+use turn::relay::relay_range::RelayAddressGeneratorRanges;
+use turn::server::config::{ConnConfig, ServerConfig};
+use turn::server::Server;
+
+/// TURN REST: the username is `<expiry unix time>:<user>`, the password
+/// base64(HMAC-SHA1(secret, username)); the crate's own `LongTermAuthHandler` accepts only a
+/// bare timestamp, so it cannot check coturn's usernames.
+struct RestAuth {
+    key: hmac::Key,
+}
+
+impl AuthHandler for RestAuth {
+    fn auth_handle(
+        &self,
+        username: &str,
+        realm: &str,
+        _src: SocketAddr,
+    ) -> Result<Vec<u8>, turn::Error> {
+        let expiry: u64 = username
+            .split(':')
+            .next()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| turn::Error::Other(format!("malformed username {username}")))?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|e| turn::Error::Other(e.to_string()))?;
+        if Duration::from_secs(expiry) < now {
+            return Err(turn::Error::Other(format!("expired username {username}")));
+        }
+        let password = BASE64_STANDARD.encode(hmac::sign(&self.key, username.as_bytes()));
+        Ok(generate_auth_key(username, realm, &password))
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [listen, secret, realm, min, max] = args.as_slice() else {
+        return Err("usage: turn-reference <listen> <secret> <realm> <relay min> <relay max>".into());
+    };
+    let listen: SocketAddr = listen.parse()?;
+    let conn = Arc::new(UdpSocket::bind(listen).await?);
+    let server = Server::new(ServerConfig {
+        conn_configs: vec![ConnConfig {
+            conn,
+            relay_addr_generator: Box::new(RelayAddressGeneratorRanges {
+                relay_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                min_port: min.parse()?,
+                max_port: max.parse()?,
+                max_retries: 10,
+                address: "127.0.0.1".to_owned(),
+                net: Arc::new(util::vnet::net::Net::new(None)),
+            }),
+        }],
+        realm: realm.clone(),
+        auth_handler: Arc::new(RestAuth {
+            key: hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes()),
+        }),
+        channel_bind_timeout: Duration::from_secs(0),
+        alloc_close_notify: None,
+    })
+    .await?;
+    println!("turn-reference listening on {listen}");
+    tokio::signal::ctrl_c().await?;
+    server.close().await?;
+    Ok(())
+}
