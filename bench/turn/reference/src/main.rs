@@ -51,7 +51,9 @@ impl AuthHandler for RestAuth {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [listen, secret, realm, min, max] = args.as_slice() else {
-        return Err("usage: turn-reference <listen> <secret> <realm> <relay min> <relay max>".into());
+        return Err(
+            "usage: turn-reference <listen> <secret> <realm> <relay min> <relay max>".into(),
+        );
     };
     let listen: SocketAddr = listen.parse()?;
     let conn = Arc::new(UdpSocket::bind(listen).await?);
