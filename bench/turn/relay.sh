@@ -3,6 +3,7 @@
 #
 #   bench/turn/relay.sh [--flows N] [--rate MBIT] [--duration S] [--size BYTES] [--quick]
 #                       [--servers coturn,switchboard] [--switchboard-bin PATH] [--json PATH]
+#                       [--profile SECONDS]
 #
 # The load comes from coturn's own independent client, `turnutils_uclient`: N sessions, each one
 # TURN allocation on UDP that binds a channel to a `turnutils_peer` echo and sends SIZE-byte
@@ -16,6 +17,15 @@
 # client's report; for Switchboard also from /metrics), loss, peak RSS (VmHWM). The generator's
 # CPU (uclient + peer) is reported separately. The PASS/FAIL line compares each server's CPU per
 # relayed packet with the first coturn's; it is a report, never the exit status.
+#
+# Servers (--servers, run in the order given; the same kind may repeat, e.g. coturn,coturn to
+# see the run-to-run spread): `coturn` (Debian's turnserver), `switchboard` (the embedded TURN
+# server of `switchboard serve`), `webrtc-turn` (bench/turn/reference: the webrtc-rs `turn`
+# crate with nothing around it).
+#
+# --profile S: also `perf record` each server for S seconds of the steady window (cpu-clock,
+# DWARF call graphs) and write the top of `perf report` to bench/results/turn-relay-<name>.perf.txt.
+# perf costs CPU on the same cores, so the figures of a profiled run are not comparable.
 #
 # Exit status: 0 when every server ran and relayed the load; 2 when one could not start or its
 # client failed.
@@ -37,6 +47,7 @@ rate_mbit=1
 duration=60
 size=1200
 servers="coturn,switchboard"
+profile_s=0
 switchboard_bin="${SWITCHBOARD_BIN:-}"
 
 usage() { sed -n '2,5p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
@@ -50,10 +61,12 @@ while [[ $# -gt 0 ]]; do
         --servers) servers="$2"; shift 2 ;;
         --switchboard-bin) switchboard_bin="$2"; shift 2 ;;
         --json) json="$2"; shift 2 ;;
+        --profile) profile_s="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown argument: $1" >&2; usage >&2; exit 64 ;;
     esac
 done
+[[ "$profile_s" =~ ^[0-9]+$ ]] || { echo "--profile takes whole seconds" >&2; exit 64; }
 for n in "$flows" "$duration" "$size"; do
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "--flows, --duration and --size take positive integers" >&2; exit 64; }
 done
@@ -245,6 +258,25 @@ start_webrtc_turn() { # name
     wait_listening_udp "$server_pid" "$turn_port"
 }
 
+# Datagrams the kernel dropped because a socket's receive buffer was full: on the server's own
+# UDP sockets (`ss` skmem `d`, still open), and on the whole machine (/proc/net/snmp).
+server_socket_drops() { # pid port: prints "<on the listener> <on the relay sockets>"
+    ss -Huanmp 2>/dev/null | awk -v pid="pid=$1," -v port=":$2" '
+        index($0, pid) { mine = 1; listener = (substr($4, length($4) - length(port) + 1) == port); next }
+        mine && match($0, /,d[0-9]+\)/) { d = substr($0, RSTART + 2, RLENGTH - 3); if (listener) l += d; else r += d }
+        { mine = 0 }
+        END { print l + 0, r + 0 }'
+}
+udp_rcvbuf_errors() {
+    awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp
+}
+server_rcvbuf() { # pid: the receive buffer size of the server's first UDP socket
+    ss -Huanmp 2>/dev/null | awk -v pid="pid=$1," '
+        index($0, pid) { mine = 1; next }
+        mine && match($0, /rb[0-9]+/) { print substr($0, RSTART + 2, RLENGTH - 2); exit }
+        { mine = 0 }'
+}
+
 stop_server() {
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
@@ -253,6 +285,7 @@ stop_server() {
 
 # --- one run per server -----------------------------------------------------------------------
 rows=()
+notes=()
 failed=0
 run_index=0
 IFS=',' read -r -a server_list <<<"$servers"
@@ -280,6 +313,16 @@ for kind in "${server_list[@]}"; do
     server_before="$(cpu_ticks "$server_pid")"
     peer_before="$(cpu_ticks "$peer_pid")"
     log="$work/$name.uclient.log"
+    load_before="$(cut -d' ' -f1 /proc/loadavg)"
+    drops_before="$(udp_rcvbuf_errors)"
+    perf_pid=""
+    if (( profile_s > 0 )); then
+        # From 8 s in: after the allocations and uclient's 1–6 s stagger.
+        (sleep 8; exec perf record -q -e cpu-clock -F 999 --call-graph dwarf,16384 \
+            -p "$server_pid" -o "$work/$name.perf.data" -- sleep "$profile_s") \
+            >"$work/$name.perf.log" 2>&1 &
+        perf_pid=$!
+    fi
     times >"$work/times.before"
 
     # -c: no RTCP allocation pair (browsers multiplex RTCP); channels (ChannelData), not Send
@@ -297,9 +340,23 @@ for kind in "${server_list[@]}"; do
     server_after="$(cpu_ticks "$server_pid")"
     peer_after="$(cpu_ticks "$peer_pid")"
     rss_kib="$(peak_rss_kib "$server_pid")"
+    load_after="$(cut -d' ' -f1 /proc/loadavg)"
+    drops_machine=$(( $(udp_rcvbuf_errors) - drops_before ))
+    read -r drops_listener drops_relays <<<"$(server_socket_drops "$server_pid" "$turn_port")"
+    rcvbuf="$(server_rcvbuf "$server_pid")"
     metric_packets_after="$(metric_sum "$metrics_url" switchboard_turn_relayed_packets_total)"
     metric_bytes_after="$(metric_sum "$metrics_url" switchboard_turn_relayed_bytes_total)"
     stop_server
+    if [[ -n "$perf_pid" ]]; then
+        wait "$perf_pid" 2>/dev/null || true
+        perf report -i "$work/$name.perf.data" --no-children --percent-limit 0.5 --stdio \
+            --sort dso,symbol -g none 2>/dev/null >"$results/turn-relay-$name.perf.txt" || true
+        perf report -i "$work/$name.perf.data" --children --percent-limit 2 --stdio \
+            --sort symbol -g caller,0.5,callee --max-stack 40 2>/dev/null \
+            >"$results/turn-relay-$name.perf-callers.txt" || true
+        rm -f "$work/$name.perf.data"
+        say "[$name] profile: $results/turn-relay-$name.perf.txt (and -callers.txt)"
+    fi
     client_cpu="$(awk -v a="$(children_cpu_seconds "$work/times.before")" \
         -v b="$(children_cpu_seconds "$work/times.after")" 'BEGIN { print b - a }')"
 
@@ -318,7 +375,8 @@ for kind in "${server_list[@]}"; do
     # a lower bound that does not credit a server for what it dropped. Steady state: the window
     # in which every session is sending (from 6 s after the allocations until the first session
     # can finish), from uclient's once-a-second totals and the server's CPU stamped beside them;
-    # there a packet sent and a packet received are each one relay crossing.
+    # there too only echoes are counted (2 per echo received), so a lossy server is not credited
+    # with packets that never came back.
     rows+=("$(awk -v name="$name" -v kind="$kind" -v flows="$flows" -v duration="$duration" \
         -v sent="$sent" -v recv="$received" -v size="$size" \
         -v scpu="$(( server_after - server_before ))" -v pcpu="$(( peer_after - peer_before ))" \
@@ -331,8 +389,8 @@ for kind in "${server_list[@]}"; do
             match($0, /tot_send_msgs=[0-9]+/); s = substr($0, RSTART + 14, RLENGTH - 14) + 0
             match($0, /tot_recv_msgs=[0-9]+/); r = substr($0, RSTART + 14, RLENGTH - 14) + 0
             if ($1 >= t_conn + 6.5 && $1 <= t_conn + 1 + duration - 0.5 && msz == flows) {
-                if (!n++) { t0 = $1; c0 = $2; p0 = s + r }
-                t1 = $1; c1 = $2; p1 = s + r
+                if (!n++) { t0 = $1; c0 = $2; p0 = 2 * r }
+                t1 = $1; c1 = $2; p1 = 2 * r
             }
         }
         END {
@@ -353,6 +411,9 @@ for kind in "${server_list[@]}"; do
                 us_whole, server_s, gen_us, rss / 1024, relayed, mp, mb
         }' "$log")")
     say "[$name] done: ${rows[-1]}"
+    say "[$name] machine load (1-min average) before/after: $load_before / $load_after"
+    notes+=("$name: UDP datagrams dropped on full receive buffers: $drops_listener on the server's listener, $drops_relays on its relay sockets (buffer ${rcvbuf:-?} B), $drops_machine on the whole machine; load average $load_before → $load_after")
+    say "${notes[-1]}"
 done
 
 # --- report -----------------------------------------------------------------------------------
@@ -371,6 +432,7 @@ done
 echo
 echo "Rates and the first CPU figures: the steady window (every flow sending; length per row in the JSON)."
 echo "Whole run: server CPU from before the allocations to the end of the client, over 2 × echoes received."
+for note in "${notes[@]}"; do echo "$note"; done
 for row in "${rows[@]}"; do
     read -r $fields <<<"$row"
     if [[ "$kind" == switchboard ]]; then
