@@ -120,7 +120,7 @@ cleanup() {
     exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'say "stopped by a signal"; exit 130' INT TERM
 
 free_udp_port() {
     local port
