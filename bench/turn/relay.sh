@@ -120,6 +120,7 @@ cleanup() {
     exit "$status"
 }
 trap cleanup EXIT
+trap 'say "failed (status $?) at line $LINENO: $BASH_COMMAND"' ERR
 trap 'say "stopped by a signal"; exit 130' INT TERM
 
 free_udp_port() {
@@ -273,8 +274,9 @@ udp_rcvbuf_errors() {
 server_rcvbuf() { # pid: the receive buffer size of the server's first UDP socket
     ss -Huanmp 2>/dev/null | awk -v pid="pid=$1," '
         index($0, pid) { mine = 1; next }
-        mine && match($0, /rb[0-9]+/) { print substr($0, RSTART + 2, RLENGTH - 2); exit }
-        { mine = 0 }'
+        mine && !found && match($0, /rb[0-9]+/) { found = substr($0, RSTART + 2, RLENGTH - 2) }
+        { mine = 0 }
+        END { print found }' # reads to the end: an early exit would fail `ss` with SIGPIPE
 }
 
 stop_server() {
