@@ -353,11 +353,12 @@ for kind in "${server_list[@]}"; do
         wait "$perf_pid" 2>/dev/null || true
         perf report -i "$work/$name.perf.data" --no-children --percent-limit 0.5 --stdio \
             --sort dso,symbol -g none 2>/dev/null >"$results/turn-relay-$name.perf.txt" || true
-        perf report -i "$work/$name.perf.data" --children --percent-limit 2 --stdio \
-            --sort symbol -g caller,0.5,callee --max-stack 40 2>/dev/null \
-            >"$results/turn-relay-$name.perf-callers.txt" || true
+        perf report -i "$work/$name.perf.data" --no-children --stdio --sort dso -g none \
+            2>/dev/null >"$results/turn-relay-$name.perf-dso.txt" || true
+        perf report -i "$work/$name.perf.data" --children --percent-limit 3 --stdio \
+            --sort symbol -g none 2>/dev/null >"$results/turn-relay-$name.perf-children.txt" || true
         rm -f "$work/$name.perf.data"
-        say "[$name] profile: $results/turn-relay-$name.perf.txt (and -callers.txt)"
+        say "[$name] profile: $results/turn-relay-$name.perf{,-dso,-children}.txt"
     fi
     client_cpu="$(awk -v a="$(children_cpu_seconds "$work/times.before")" \
         -v b="$(children_cpu_seconds "$work/times.after")" 'BEGIN { print b - a }')"
@@ -386,6 +387,10 @@ for kind in "${server_list[@]}"; do
         -v mp="$(( metric_packets_after - metric_packets_before ))" \
         -v mb="$(( metric_bytes_after - metric_bytes_before ))" '
         /Total connect time/ { t_conn = $1 }
+        /Average round trip delay/ {
+            match($0, /delay [0-9.]+/); rtt = substr($0, RSTART + 6, RLENGTH - 6) + 0
+            match($0, /max = [0-9]+/); rtt_max = substr($0, RSTART + 6, RLENGTH - 6) + 0
+        }
         /start_mclient: msz=/ && t_conn {
             if (match($0, /msz=[0-9]+/)) msz = substr($0, RSTART + 4, RLENGTH - 4) + 0
             match($0, /tot_send_msgs=[0-9]+/); s = substr($0, RSTART + 14, RLENGTH - 14) + 0
@@ -408,9 +413,9 @@ for kind in "${server_list[@]}"; do
             } else {
                 w = 0; mbit = 0; pps = 0; cpu = 0; us = us_whole
             }
-            printf "%s %s %d %d %.1f %.1f %.0f %.1f %.2f %.3f %.3f %.3f %.1f %.2f %.1f %d %d %d\n",
+            printf "%s %s %d %d %.1f %.1f %.0f %.1f %.2f %.3f %.3f %.2f %.1f %.2f %.1f %d %d %d %.2f %d\n",
                 name, kind, sent, recv, w, mbit, pps, cpu, us, (mbit > 0 ? cpu / mbit : 0), loss,
-                us_whole, server_s, gen_us, rss / 1024, relayed, mp, mb
+                us_whole, server_s, gen_us, rss / 1024, relayed, mp, mb, rtt, rtt_max
         }' "$log")")
     say "[$name] done: ${rows[-1]}"
     say "[$name] machine load (1-min average) before/after: $load_before / $load_after"
@@ -420,16 +425,16 @@ done
 
 # --- report -----------------------------------------------------------------------------------
 # A row: name kind sent received window_s mbit pps cpu% us/packet %/mbit loss% us/packet(whole)
-#        server_cpu_s generator_us/packet rss_mib relayed metric_packets metric_bytes
-fields='name kind sent recv window mbit pps cpu us pct loss us_whole server_s gen_us rss relayed mp mb'
+#        server_cpu_s generator_us/packet rss_mib relayed metric_packets metric_bytes rtt_ms rtt_max_ms
+fields='name kind sent recv window mbit pps cpu us pct loss us_whole server_s gen_us rss relayed mp mb rtt rtt_max'
 printf '\nTURN relay: %d flows × %s Mbit/s each way (%d-byte packets), %d s, loopback, %s cores\n\n' \
     "$flows" "$offered_mbit" "$size" "$duration" "$(nproc)"
-printf '| server | relayed Mbit/s | packets/s | CPU %% of a core | CPU µs per relayed packet | CPU %% per relayed Mbit/s | loss %% | peak RSS | whole run: CPU µs per packet | generator CPU µs per packet |\n'
-printf '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n'
+printf '| server | relayed Mbit/s | packets/s | CPU %% of a core | CPU µs per relayed packet | CPU %% per relayed Mbit/s | loss %% | round trip avg / max | peak RSS | whole run: CPU µs per packet | generator CPU µs per packet |\n'
+printf '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n'
 for row in "${rows[@]}"; do
     read -r $fields <<<"$row"
-    printf '| %s | %s | %s | %s | **%s** | **%s** | %s | %s MiB | %s | %s |\n' \
-        "$name" "$mbit" "$pps" "$cpu" "$us" "$pct" "$loss" "$rss" "$us_whole" "$gen_us"
+    printf '| %s | %s | %s | %s | **%s** | **%s** | %s | %s / %s ms | %s MiB | %s | %s |\n' \
+        "$name" "$mbit" "$pps" "$cpu" "$us" "$pct" "$loss" "$rtt" "$rtt_max" "$rss" "$us_whole" "$gen_us"
 done
 echo
 echo "Rates and the first CPU figures: the steady window (every flow sending; length per row in the JSON)."
@@ -468,8 +473,8 @@ fi
     sep=""
     for row in "${rows[@]}"; do
         read -r $fields <<<"$row"
-        printf '%s{"name": "%s", "server": "%s", "sent": %s, "received": %s, "relayed_packets": %s, "steady_window_s": %s, "relayed_mbit_per_s": %s, "packets_per_s": %s, "cpu_percent": %s, "cpu_us_per_packet": %s, "cpu_percent_per_mbit": %s, "loss_percent": %s, "whole_run_cpu_us_per_packet": %s, "server_cpu_s": %s, "generator_cpu_us_per_packet": %s, "peak_rss_mib": %s, "metric_relayed_packets": %s, "metric_relayed_bytes": %s}' \
-            "$sep" "$name" "$kind" "$sent" "$recv" "$relayed" "$window" "$mbit" "$pps" "$cpu" "$us" "$pct" "$loss" "$us_whole" "$server_s" "$gen_us" "$rss" "$mp" "$mb"
+        printf '%s{"name": "%s", "server": "%s", "sent": %s, "received": %s, "relayed_packets": %s, "steady_window_s": %s, "relayed_mbit_per_s": %s, "packets_per_s": %s, "cpu_percent": %s, "cpu_us_per_packet": %s, "cpu_percent_per_mbit": %s, "loss_percent": %s, "whole_run_cpu_us_per_packet": %s, "server_cpu_s": %s, "generator_cpu_us_per_packet": %s, "peak_rss_mib": %s, "metric_relayed_packets": %s, "metric_relayed_bytes": %s, "round_trip_avg_ms": %s, "round_trip_max_ms": %s}' \
+            "$sep" "$name" "$kind" "$sent" "$recv" "$relayed" "$window" "$mbit" "$pps" "$cpu" "$us" "$pct" "$loss" "$us_whole" "$server_s" "$gen_us" "$rss" "$mp" "$mb" "$rtt" "$rtt_max"
         sep=", "
     done
     printf ']}\n'
