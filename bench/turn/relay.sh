@@ -21,7 +21,8 @@
 # Servers (--servers, run in the order given; the same kind may repeat, e.g. coturn,coturn to
 # see the run-to-run spread): `coturn` (Debian's turnserver), `switchboard` (the embedded TURN
 # server of `switchboard serve`), `webrtc-turn` (bench/turn/reference: the webrtc-rs `turn`
-# crate with nothing around it).
+# crate with nothing around it), `webrtc-turn-rcvbuf` (the same, its listener's receive buffer
+# raised to 4 MiB).
 #
 # --profile S: also `perf record` each server for S seconds of the steady window (cpu-clock,
 # DWARF call graphs) and write the top of `perf report` to bench/results/turn-relay-<name>.perf.txt.
@@ -87,7 +88,7 @@ for tool in openssl curl ss awk; do
 done
 
 reference_bin="$target_dir/release/turn-reference"
-if [[ ",$servers," == *",webrtc-turn,"* ]]; then
+if [[ ",$servers," == *",webrtc-turn"* ]]; then
     say "building turn-reference (the webrtc-rs turn crate alone, release)"
     cargo build --release --manifest-path "$here/reference/Cargo.toml" --target-dir "$target_dir"
 fi
@@ -250,11 +251,11 @@ metric_sum() { # url name
     curl -fsSk "$1" 2>/dev/null | awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%.0f\n", s }'
 }
 
-start_webrtc_turn() { # name
+start_webrtc_turn() { # name [listener receive buffer, bytes]
     turn_port="$(free_udp_port 34780)"
     metrics_url=""
     "$reference_bin" "127.0.0.1:$turn_port" "$secret" "$realm" "$relay_base" $((relay_base + 999)) \
-        >"$work/$1.log" 2>&1 &
+        ${2:+"$2"} >"$work/$1.log" 2>&1 &
     server_pid=$!
     wait_listening_udp "$server_pid" "$turn_port"
 }
@@ -279,6 +280,10 @@ server_rcvbuf() { # pid: the receive buffer size of the server's first UDP socke
         END { print found }' # reads to the end: an early exit would fail `ss` with SIGPIPE
 }
 
+# The same with a 4 MiB receive buffer on the listener (net.core.rmem_max here; a larger request
+# is silently capped by the kernel).
+start_webrtc_turn_rcvbuf() { start_webrtc_turn "$1" 4194304; }
+
 stop_server() {
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
@@ -298,7 +303,8 @@ for kind in "${server_list[@]}"; do
         coturn) starter=start_coturn ;;
         switchboard) starter=start_switchboard ;;
         webrtc-turn) starter=start_webrtc_turn ;;
-        *) say "unknown server: $kind (coturn, switchboard or webrtc-turn)"; exit 64 ;;
+        webrtc-turn-rcvbuf) starter=start_webrtc_turn_rcvbuf ;;
+        *) say "unknown server: $kind (coturn, switchboard, webrtc-turn or webrtc-turn-rcvbuf)"; exit 64 ;;
     esac
     say "[$name] starting"
     if ! "$starter" "$name"; then

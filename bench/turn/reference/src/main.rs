@@ -3,7 +3,11 @@
 //! runs it beside coturn and Switchboard so the crate's own cost per relayed packet can be told
 //! apart from what Switchboard adds (peer filtering, quotas, metrics).
 //!
-//!   turn-reference <listen addr> <secret> <realm> <relay port min> <relay port max>
+//!   turn-reference <listen addr> <secret> <realm> <relay port min> <relay port max> [rcvbuf]
+//!
+//! `rcvbuf`: the listener's UDP receive buffer in bytes (default: the kernel's, 208 KiB here).
+//! The crate reads the listener from one task, one datagram at a time; while that task waits
+//! for a core, arriving datagrams queue in this buffer and are dropped when it is full.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -11,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::prelude::{Engine, BASE64_STANDARD};
 use ring::hmac;
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use turn::auth::{generate_auth_key, AuthHandler};
 use turn::relay::relay_range::RelayAddressGeneratorRanges;
@@ -50,13 +55,29 @@ impl AuthHandler for RestAuth {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [listen, secret, realm, min, max] = args.as_slice() else {
-        return Err(
-            "usage: turn-reference <listen> <secret> <realm> <relay min> <relay max>".into(),
-        );
+    let (listen, secret, realm, min, max, rcvbuf) = match args.as_slice() {
+        [l, s, r, min, max] => (l, s, r, min, max, None),
+        [l, s, r, min, max, b] => (l, s, r, min, max, Some(b.parse::<usize>()?)),
+        _ => {
+            return Err(
+                "usage: turn-reference <listen> <secret> <realm> <relay min> \
+                        <relay max> [rcvbuf]"
+                    .into(),
+            )
+        }
     };
     let listen: SocketAddr = listen.parse()?;
-    let conn = Arc::new(UdpSocket::bind(listen).await?);
+    let socket = Socket::new(
+        Domain::for_address(listen),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    if let Some(bytes) = rcvbuf {
+        socket.set_recv_buffer_size(bytes)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&listen.into())?;
+    let conn = Arc::new(UdpSocket::from_std(socket.into())?);
     let server = Server::new(ServerConfig {
         conn_configs: vec![ConnConfig {
             conn,
