@@ -245,9 +245,13 @@ impl Tls {
 
     /// Reloads when the files change (checked every `interval`: modification time, size and
     /// inode, so an atomic rename and a symlink switch are seen too) and on SIGHUP, until
-    /// `shutdown`. A change that fails to load is not retried until the files change again.
+    /// `shutdown`. A change is loaded once the files have stayed as they are for one more
+    /// check, so a pair written one file after the other is read whole rather than as a new
+    /// certificate with the old key. A change that fails to load is not retried until the files
+    /// change again.
     pub async fn watch(self, interval: Duration, shutdown: CancellationToken) {
         let mut seen = self.shared.loaded_stamps.clone();
+        let mut settling: Option<Stamps> = None;
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut hangup = hangups();
@@ -256,14 +260,20 @@ impl Tls {
                 _ = shutdown.cancelled() => return,
                 _ = ticks.tick() => {
                     let now = Stamps::of(&self.shared.files);
-                    if now != seen {
+                    if now == seen {
+                        settling = None;
+                    } else if settling.as_ref() == Some(&now) {
                         seen = now;
+                        settling = None;
                         let _ = self.reload();
+                    } else {
+                        settling = Some(now);
                     }
                 }
                 Some(()) = next_hangup(&mut hangup) => {
                     tracing::info!("SIGHUP: reloading the TLS certificate");
                     seen = Stamps::of(&self.shared.files);
+                    settling = None;
                     let _ = self.reload();
                 }
             }
