@@ -192,7 +192,17 @@ impl SseClient {
     }
 
     pub async fn connect_at(address: &str, user: &TestUser, last_event_id: Option<i64>) -> Self {
-        let mut request = reqwest::Client::new()
+        Self::connect_with(&reqwest::Client::new(), address, user, last_event_id).await
+    }
+
+    /// As [`SseClient::connect_at`], through `client` (one that trusts a test certificate, say).
+    pub async fn connect_with(
+        client: &reqwest::Client,
+        address: &str,
+        user: &TestUser,
+        last_event_id: Option<i64>,
+    ) -> Self {
+        let mut request = client
             .get(format!("{address}/api/p2p/events/"))
             .header("Cookie", &user.cookie);
         if let Some(id) = last_event_id {

@@ -1,6 +1,6 @@
 //! Built-in TLS, spoken to by real TLS clients that trust only the test's certificate: HTTPS
 //! with a self-signed certificate, Secure cookies and HSTS, certificate reload under an open
-//! WebSocket (by mtime, and by SIGHUP to the real binary), plain HTTP on the TLS port and the
+//! WebSocket and SSE stream (by mtime, and by SIGHUP to the real binary), plain HTTP on the TLS port and the
 //! redirect listener, and start-up errors for bad certificate files.
 
 use std::net::SocketAddr;
@@ -26,7 +26,7 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{register_with, TestUser};
-use crate::push_clients::{Closed, WsClient};
+use crate::push_clients::{Closed, SseClient, WsClient};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -306,6 +306,7 @@ async fn a_certificate_reload_keeps_open_websockets_and_serves_new_handshakes() 
     let bob = register_with(https_client(&root), &app.address, "bob").await;
     let chat = chat_between(&alice, &bob).await;
     let (mut socket, _) = WsClient::connect_tls(&app.address, &bob, 0, rustls_client(&root)).await;
+    let mut events = SseClient::connect_with(&https_client(&root), &app.address, &bob, None).await;
 
     let mut reloads = app.tls.reloads();
     let second = ca.issue();
@@ -322,7 +323,7 @@ async fn a_certificate_reload_keeps_open_websockets_and_serves_new_handshakes() 
     assert_eq!(served_certificate(app.addr, &root).await, second.der);
     assert_ne!(second.der, first.der);
 
-    // The WebSocket handshaken with the old certificate still delivers.
+    // The WebSocket and the SSE stream handshaken with the old certificate still deliver.
     let (status, body) = alice
         .send_signal(chat, "webrtc.offer", json!({"sdp": "after reload"}))
         .await;
@@ -330,6 +331,8 @@ async fn a_certificate_reload_keeps_open_websockets_and_serves_new_handshakes() 
     let signal = socket.signal().await;
     assert_eq!(signal["type"], "webrtc.offer");
     assert_eq!(signal["payload"]["sdp"], "after reload");
+    let pushed = events.signal().await.json();
+    assert_eq!(pushed["payload"]["sdp"], "after reload", "{pushed}");
 
     // A broken file is refused; the certificate in use stays.
     std::fs::write(&cert, "not a certificate").unwrap();
