@@ -272,12 +272,13 @@ server_socket_drops() { # pid port: prints "<on the listener> <on the relay sock
 udp_rcvbuf_errors() {
     awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp
 }
-server_rcvbuf() { # pid: the receive buffer size of the server's first UDP socket
-    ss -Huanmp 2>/dev/null | awk -v pid="pid=$1," '
-        index($0, pid) { mine = 1; next }
-        mine && !found && match($0, /rb[0-9]+/) { found = substr($0, RSTART + 2, RLENGTH - 2) }
+server_rcvbuf() { # pid port: the receive buffer of the server's listener, and of a relay socket
+    ss -Huanmp 2>/dev/null | awk -v pid="pid=$1," -v port=":$2" '
+        index($0, pid) { mine = 1; listener = (substr($4, length($4) - length(port) + 1) == port); next }
+        mine && match($0, /rb[0-9]+/) {
+            b = substr($0, RSTART + 2, RLENGTH - 2); if (listener) l = b; else if (!r) r = b }
         { mine = 0 }
-        END { print found }' # reads to the end: an early exit would fail `ss` with SIGPIPE
+        END { print (l ? l : "?"), (r ? r : "?") }' # to the end: an early exit fails `ss` (SIGPIPE)
 }
 
 # The same with a 4 MiB receive buffer on the listener (net.core.rmem_max here; a larger request
@@ -351,7 +352,7 @@ for kind in "${server_list[@]}"; do
     load_after="$(cut -d' ' -f1 /proc/loadavg)"
     drops_machine=$(( $(udp_rcvbuf_errors) - drops_before ))
     read -r drops_listener drops_relays <<<"$(server_socket_drops "$server_pid" "$turn_port")"
-    rcvbuf="$(server_rcvbuf "$server_pid")"
+    read -r rcvbuf_listener rcvbuf_relay <<<"$(server_rcvbuf "$server_pid" "$turn_port")"
     metric_packets_after="$(metric_sum "$metrics_url" switchboard_turn_relayed_packets_total)"
     metric_bytes_after="$(metric_sum "$metrics_url" switchboard_turn_relayed_bytes_total)"
     stop_server
@@ -425,7 +426,7 @@ for kind in "${server_list[@]}"; do
         }' "$log")")
     say "[$name] done: ${rows[-1]}"
     say "[$name] machine load (1-min average) before/after: $load_before / $load_after"
-    notes+=("$name: UDP datagrams dropped on full receive buffers: $drops_listener on the server's listener, $drops_relays on its relay sockets (buffer ${rcvbuf:-?} B), $drops_machine on the whole machine; load average $load_before → $load_after")
+    notes+=("$name: UDP datagrams dropped on full receive buffers: $drops_listener on the server's listener (buffer $rcvbuf_listener B), $drops_relays on its relay sockets ($rcvbuf_relay B), $drops_machine on the whole machine; load average $load_before → $load_after")
     say "${notes[-1]}"
 done
 
