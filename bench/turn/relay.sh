@@ -182,7 +182,8 @@ wait_listening_udp() { # pid port what
 # --- TURN REST credentials, coturn's scheme (the same for both servers) -----------------------
 secret="$(openssl rand -hex 24)"
 realm="bench"
-turn_user="$(( $(date +%s) + duration + 3600 )):bench"
+# "<expiry>:<user id>"; Switchboard's user ids are numbers (the user need not exist to relay).
+turn_user="$(( $(date +%s) + duration + 3600 )):1"
 turn_password="$(printf '%s' "$turn_user" | openssl dgst -sha1 -hmac "$secret" -binary | base64)"
 
 # --- the echo peer (shared by every run) ------------------------------------------------------
