@@ -215,7 +215,8 @@ start_switchboard() { # name
     turn_port="$(free_udp_port 34780)"
     [[ -x "$switchboard_bin" ]] || { say "no switchboard binary at $switchboard_bin"; return 1; }
     # The embedded server refuses loopback peers and caps allocations per user by default (10);
-    # the bench's echo peer is on loopback and all flows use one user.
+    # the bench's echo peer is on loopback, and all flows use one user with two allocations each
+    # (uclient first makes an idle "probe" allocation per session, on every server).
     env RUST_LOG=warn \
         SWITCHBOARD_DATABASE_URL="sqlite://$work/$1.db" \
         SWITCHBOARD_TURN_ENABLED=true \
@@ -223,7 +224,7 @@ start_switchboard() { # name
         SWITCHBOARD_TURN_SECRET="$secret" \
         SWITCHBOARD_TURN_REALM="$realm" \
         SWITCHBOARD_TURN_ALLOW_LOOPBACK_PEERS=true \
-        SWITCHBOARD_TURN_USER_QUOTA=$((flows + 10)) \
+        SWITCHBOARD_TURN_USER_QUOTA=$((2 * flows + 10)) \
         SWITCHBOARD_TURN_RELAY_PORT_MIN="$relay_base" \
         SWITCHBOARD_TURN_RELAY_PORT_MAX=$((relay_base + 999)) \
         SWITCHBOARD_TURN_EXTERNAL_IP=127.0.0.1 \
@@ -338,13 +339,15 @@ for kind in "${server_list[@]}"; do
     # -c: no RTCP allocation pair (browsers multiplex RTCP); channels (ChannelData), not Send
     # indications; every session starts 1–6 s after the allocations are made (uclient's own
     # stagger). stdbuf: uclient's log goes through stdio, block-buffered on a pipe.
-    set +e
-    stdbuf -oL timeout --kill-after=5 $((duration + 90)) \
-        turnutils_uclient -c -m "$flows" -l "$size" -n "$messages" -z "$interval_ms" \
-        -e 127.0.0.1 -r "$peer_port" -p "$turn_port" -u "$turn_user" -w "$turn_password" \
-        127.0.0.1 2>&1 | stamp_lines "$server_pid" >"$log"
-    client_status=${PIPESTATUS[0]}
-    set -e
+    # The client's exit status travels as the log's last line: a failing command here would
+    # trip the ERR trap and `set -e`, and the failure is reported below with the log's tail.
+    {
+        stdbuf -oL timeout --kill-after=5 $((duration + 90)) \
+            turnutils_uclient -c -m "$flows" -l "$size" -n "$messages" -z "$interval_ms" \
+            -e 127.0.0.1 -r "$peer_port" -p "$turn_port" -u "$turn_user" -w "$turn_password" \
+            127.0.0.1 2>&1 && echo "uclient exit status 0" || echo "uclient exit status $?"
+    } | stamp_lines "$server_pid" >"$log"
+    client_status="$(sed -n 's/.* uclient exit status \([0-9]*\)$/\1/p' "$log" | tail -n1)"
 
     times >"$work/times.after"
     server_after="$(cpu_ticks "$server_pid")"
@@ -374,7 +377,7 @@ for kind in "${server_list[@]}"; do
     cp "$log" "$results/turn-relay-$name.uclient.log"
     sent="$(sed -n 's/.*start_mclient: tot_send_msgs=\([0-9]*\), tot_recv_msgs=\([0-9]*\)$/\1/p' "$log" | tail -n1)"
     received="$(sed -n 's/.*start_mclient: tot_send_msgs=\([0-9]*\), tot_recv_msgs=\([0-9]*\)$/\2/p' "$log" | tail -n1)"
-    if [[ $client_status -ne 0 || -z "$sent" || -z "$received" || "${sent:-0}" -eq 0 ]]; then
+    if [[ "$client_status" != 0 || -z "$sent" || -z "$received" || "${sent:-0}" -eq 0 ]]; then
         say "[$name] the client failed (status $client_status); the end of its log:"
         grep -v 'start_mclient: msz=' "$log" | tail -n 15 >&2 || true
         failed=1
