@@ -3,7 +3,7 @@
 #
 #   bench/turn/relay.sh [--flows N] [--rate MBIT] [--duration S] [--size BYTES] [--quick]
 #                       [--servers coturn,switchboard] [--switchboard-bin PATH] [--json PATH]
-#                       [--profile SECONDS]
+#                       [--rounds K] [--profile SECONDS]
 #
 # The load comes from coturn's own independent client, `turnutils_uclient`: N sessions, each one
 # TURN allocation on UDP that binds a channel to a `turnutils_peer` echo and sends SIZE-byte
@@ -23,6 +23,9 @@
 # server of `switchboard serve`), `webrtc-turn` (bench/turn/reference: the webrtc-rs `turn`
 # crate with nothing around it), `webrtc-turn-rcvbuf` (the same, its listener's receive buffer
 # raised to 4 MiB).
+#
+# --rounds K: the list of servers K times over (coturn, switchboard, coturn, switchboard, …), so
+# each kind is measured at several moments of a shared machine; the target line compares means.
 #
 # --profile S: also `perf record` each server for S seconds of the steady window (cpu-clock,
 # DWARF call graphs) and write the top of `perf report` to bench/results/turn-relay-<name>.perf.txt.
@@ -49,6 +52,7 @@ duration=60
 size=1200
 servers="coturn,switchboard"
 profile_s=0
+rounds=1
 switchboard_bin="${SWITCHBOARD_BIN:-}"
 
 usage() { sed -n '2,5p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
@@ -63,16 +67,17 @@ while [[ $# -gt 0 ]]; do
         --switchboard-bin) switchboard_bin="$2"; shift 2 ;;
         --json) json="$2"; shift 2 ;;
         --profile) profile_s="$2"; shift 2 ;;
+        --rounds) rounds="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown argument: $1" >&2; usage >&2; exit 64 ;;
     esac
 done
 [[ "$profile_s" =~ ^[0-9]+$ ]] || { echo "--profile takes whole seconds" >&2; exit 64; }
-for n in "$flows" "$duration" "$size"; do
-    [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "--flows, --duration and --size take positive integers" >&2; exit 64; }
+for n in "$flows" "$duration" "$size" "$rounds"; do
+    [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "--flows, --duration, --size and --rounds take positive integers" >&2; exit 64; }
 done
 # Bounded: a bench run is a few minutes at most, whatever the flags say.
-(( flows <= 500 && duration <= 600 )) || { echo "at most 500 flows and 600 s" >&2; exit 64; }
+(( flows <= 500 && duration <= 600 && rounds <= 5 )) || { echo "at most 500 flows, 600 s and 5 rounds" >&2; exit 64; }
 
 say() { printf '[turn-relay] %s\n' "$*" >&2; }
 
@@ -298,7 +303,9 @@ rows=()
 notes=()
 failed=0
 run_index=0
-IFS=',' read -r -a server_list <<<"$servers"
+IFS=',' read -r -a one_round <<<"$servers"
+server_list=()
+for _ in $(seq "$rounds"); do server_list+=("${one_round[@]}"); done
 for kind in "${server_list[@]}"; do
     run_index=$((run_index + 1))
     name="$kind-$run_index"
@@ -458,24 +465,23 @@ for row in "${rows[@]}"; do
     fi
 done
 
-baseline=""
-for row in "${rows[@]}"; do
-    read -r $fields <<<"$row"
-    if [[ "$kind" == coturn ]]; then baseline="$name $us $us_whole"; break; fi
-done
+# The target, per kind: the mean CPU per relayed packet of its runs against the mean of coturn's.
 echo
-if [[ -z "$baseline" ]]; then
-    echo "target CPU per relayed packet ≤ coturn's: no coturn run to compare with"
-else
-    read -r base_name base_us base_whole <<<"$baseline"
-    for row in "${rows[@]}"; do
-        read -r $fields <<<"$row"
-        [[ "$name" == "$base_name" ]] && continue
-        awk -v n="$name" -v us="$us" -v b="$base_us" -v w="$us_whole" -v bw="$base_whole" -v bn="$base_name" 'BEGIN {
-            printf "%s: target CPU per relayed packet ≤ %s'"'"'s: %s — %.2f µs vs %.2f µs (%.2f×); whole run %.2f vs %.2f µs (%.2f×)\n",
-                n, bn, (us <= b ? "PASS" : "FAIL"), us, b, (b > 0 ? us / b : 0), w, bw, (bw > 0 ? w / bw : 0) }'
-    done
-fi
+printf '%s\n' "${rows[@]}" | awk -v rounds="$rounds" '
+    { n[$2]++; us[$2] += $9; whole[$2] += $12; if (!($2 in seen)) { seen[$2] = 1; order[++k] = $2 } }
+    END {
+        if (!n["coturn"]) { print "target CPU per relayed packet ≤ coturn'"'"'s: no coturn run to compare with"; exit }
+        b = us["coturn"] / n["coturn"]; bw = whole["coturn"] / n["coturn"]
+        for (i = 1; i <= k; i++) {
+            kind = order[i]; if (kind == "coturn") continue
+            m = us[kind] / n[kind]; w = whole[kind] / n[kind]
+            printf "%s: target CPU per relayed packet ≤ coturn'"'"'s: %s — %.2f µs vs %.2f µs (%.2f×, mean of %d and %d runs); whole run %.2f vs %.2f µs (%.2f×)\n",
+                kind, (m <= b ? "PASS" : "FAIL"), m, b, m / b, n[kind], n["coturn"], w, bw, w / bw
+        }
+    }'
+coturn_spread="$(printf '%s\n' "${rows[@]}" | awk '$2 == "coturn" { if (lo == "" || $9 < lo) lo = $9; if ($9 > hi) hi = $9; n++ }
+    END { if (n > 1) printf "%.2f–%.2f µs over %d runs (%.0f %%)", lo, hi, n, 100 * (hi - lo) / lo }')"
+[[ -z "$coturn_spread" ]] || echo "coturn against itself, the harness's spread on this machine: $coturn_spread"
 
 # --- JSON -------------------------------------------------------------------------------------
 {
