@@ -19,6 +19,8 @@ use crate::metrics::Metrics;
 use crate::relay::{Relay, RelayParts, RelayPolicy};
 use crate::store::metered::Metered;
 use crate::store::{self, Store};
+use crate::turn::credentials::TurnSecret;
+use crate::turn::{TurnError, TurnInfo, TurnServer, TurnSettings};
 use crate::Config;
 use axum::serve::ListenerExt;
 
@@ -26,6 +28,8 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     shutdown: CancellationToken,
+    /// The embedded STUN/TURN server, when `turn_enabled`.
+    turn: Option<TurnServer>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +42,8 @@ pub enum StartError {
     },
     #[error("cannot start the Redis bus: {0}")]
     Bus(String),
+    #[error("cannot start the embedded TURN server")]
+    Turn(#[source] TurnError),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -98,6 +104,26 @@ impl App {
             ),
             None => Arc::new(LocalBus::new(hub.clone())),
         };
+        let turn = if config.turn_enabled {
+            // TODO(lead): a secret persisted in the store when `turn_secret` is unset.
+            let secret = match &config.turn_secret {
+                Some(secret) => TurnSecret::new(secret.clone()),
+                None => TurnSecret::random(),
+            };
+            Some(
+                TurnServer::start(
+                    TurnSettings::from_config(&config),
+                    secret,
+                    None,
+                    metrics.clone(),
+                    shutdown.clone(),
+                )
+                .await
+                .map_err(StartError::Turn)?,
+            )
+        } else {
+            None
+        };
         let relay = Relay::new(RelayParts {
             store: store.clone(),
             clock: clock.clone(),
@@ -125,6 +151,7 @@ impl App {
             listener,
             state,
             shutdown,
+            turn,
         })
     }
 
@@ -132,6 +159,11 @@ impl App {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where the embedded TURN server listens, when it runs.
+    pub fn turn(&self) -> Option<TurnInfo> {
+        self.turn.as_ref().map(|turn| turn.info().clone())
     }
 
     pub fn port(&self) -> u16 {
@@ -162,6 +194,7 @@ impl App {
             listener,
             state,
             shutdown,
+            turn,
         } = self;
         let config = state.config.clone();
         let cleanup_task = tokio::spawn(cleanup::run(
@@ -201,6 +234,10 @@ impl App {
             }
         };
         cleanup_task.abort();
+        if let Some(turn) = turn {
+            // The token is cancelled by now; the TURN server closes its allocations.
+            let _ = tokio::time::timeout(config.shutdown_grace, turn.stopped()).await;
+        }
         tracing::info!("Switchboard stopped");
         result
     }

@@ -10,4 +10,5 @@ mod helpers;
 mod push_clients;
 mod realtime;
 mod relay;
+mod turn;
 mod validation;
