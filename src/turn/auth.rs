@@ -103,7 +103,9 @@ pub(crate) struct QuotaReached;
 impl Ledger {
     fn lock(&self) -> std::sync::MutexGuard<'_, LedgerInner> {
         // A std Mutex: every critical section is a few map operations, never an await.
-        self.inner.lock().expect("the ledger's lock is never held across a panic")
+        self.inner
+            .lock()
+            .expect("the ledger's lock is never held across a panic")
     }
 
     pub fn has_allocation(&self, client: SocketAddr) -> bool {

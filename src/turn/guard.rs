@@ -140,7 +140,12 @@ impl Gate {
                 {
                     self.credentials.counters.quota.inc();
                     tracing::info!(%client, user_id = %user.user, "TURN allocation quota reached");
-                    return answer_error(&m, CODE_ALLOC_QUOTA_REACHED, "Allocation Quota Reached", key);
+                    return answer_error(
+                        &m,
+                        CODE_ALLOC_QUOTA_REACHED,
+                        "Allocation Quota Reached",
+                        key,
+                    );
                 }
             }
             return self.cap_lifetime(&m, key);
@@ -210,10 +215,8 @@ impl Gate {
                 out.add(attr.typ, &attr.value);
             }
         }
-        let mut setters: Vec<Box<dyn Setter>> = vec![
-            Box::new(Lifetime(granted)),
-            Box::new(MessageIntegrity(key)),
-        ];
+        let mut setters: Vec<Box<dyn Setter>> =
+            vec![Box::new(Lifetime(granted)), Box::new(MessageIntegrity(key))];
         if had_fingerprint {
             setters.push(Box::new(FINGERPRINT));
         }

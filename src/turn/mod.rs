@@ -144,16 +144,17 @@ impl TurnServer {
             addr: settings.listen,
             source,
         })?;
-        let tls_listener = match &tls {
-            None => None,
-            Some(_) => Some(TcpListener::bind(settings.tls_listen).await.map_err(
-                |source| TurnError::Bind {
-                    transport: "tls",
-                    addr: settings.tls_listen,
-                    source,
-                },
-            )?),
-        };
+        let tls_listener =
+            match &tls {
+                None => None,
+                Some(_) => Some(TcpListener::bind(settings.tls_listen).await.map_err(
+                    |source| TurnError::Bind {
+                        transport: "tls",
+                        addr: settings.tls_listen,
+                        source,
+                    },
+                )?),
+            };
         let tls_addr = tls_listener.as_ref().and_then(|l| l.local_addr().ok());
 
         let bind_ip = settings.listen.ip();

@@ -131,8 +131,16 @@ mod tests {
         ] {
             assert!(policy.is_denied(addr(denied)), "{denied} should be denied");
         }
-        for allowed in ["8.8.8.8:9", "100.128.0.1:9", "172.32.0.1:9", "[2001:db8::1]:9"] {
-            assert!(!policy.is_denied(addr(allowed)), "{allowed} should be allowed");
+        for allowed in [
+            "8.8.8.8:9",
+            "100.128.0.1:9",
+            "172.32.0.1:9",
+            "[2001:db8::1]:9",
+        ] {
+            assert!(
+                !policy.is_denied(addr(allowed)),
+                "{allowed} should be allowed"
+            );
         }
     }
 

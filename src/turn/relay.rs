@@ -79,7 +79,9 @@ impl RelayAddressGenerator for RelayGenerator {
             own,
             policy: self.policy.clone(),
             counters: self.counters.clone(),
-            bucket: self.max_bitrate.map(|bps| Mutex::new(TokenBucket::new(bps))),
+            bucket: self
+                .max_bitrate
+                .map(|bps| Mutex::new(TokenBucket::new(bps))),
             released: AtomicBool::new(false),
         };
         Ok((Arc::new(relay), relay_addr))

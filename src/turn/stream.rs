@@ -165,7 +165,10 @@ async fn serve_stream<S>(
     }
     let mut streams = streams.lock().expect("never poisoned");
     // A new stream from the same address may have replaced this one.
-    if streams.get(&peer).is_some_and(|current| current.same_channel(&tx)) {
+    if streams
+        .get(&peer)
+        .is_some_and(|current| current.same_channel(&tx))
+    {
         streams.remove(&peer);
     }
 }
@@ -173,8 +176,9 @@ async fn serve_stream<S>(
 impl Reader {
     async fn read_frames<R: AsyncRead + Unpin>(&self, stream: &mut R, peer: SocketAddr) {
         let mut timeout = HANDSHAKE_TIMEOUT;
+        let mut first = true;
         loop {
-            let frame = match tokio::time::timeout(timeout, read_frame(stream)).await {
+            let frame = match tokio::time::timeout(timeout, read_frame(stream, first)).await {
                 Err(_) => {
                     tracing::debug!(%peer, "idle TURN stream closed");
                     return;
@@ -188,6 +192,7 @@ impl Reader {
                 Ok(Ok(frame)) => frame,
             };
             timeout = self.idle_timeout;
+            first = false;
             // Waiting here is the backpressure: a stream the server cannot keep up with is
             // not read further.
             if self.inbound.send((frame, peer)).await.is_err() {
@@ -203,14 +208,19 @@ enum FrameError {
 }
 
 /// One STUN or ChannelData message; the padding after ChannelData is read and dropped.
-async fn read_frame<R: AsyncRead + Unpin>(stream: &mut R) -> Result<Vec<u8>, FrameError> {
+/// A client's `first` message is a request (STUN): anything else is not a TURN client (an HTTP
+/// request's "GET " would pass for a ChannelData header and stall the stream).
+async fn read_frame<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    first: bool,
+) -> Result<Vec<u8>, FrameError> {
     let mut header = [0u8; MESSAGE_HEADER_SIZE];
     read_exact(stream, &mut header[..CHANNEL_DATA_HEADER_SIZE]).await?;
     let length = u16::from_be_bytes([header[2], header[3]]) as usize;
     // A ChannelData header with a zero-length body is already a whole message.
     let mut frame = header[..CHANNEL_DATA_HEADER_SIZE].to_vec();
     frame.resize(CHANNEL_DATA_HEADER_SIZE + length, 0);
-    if ChannelData::is_channel_data(&frame) {
+    if !first && ChannelData::is_channel_data(&frame) {
         read_exact(stream, &mut frame[CHANNEL_DATA_HEADER_SIZE..]).await?;
         let padding = (4 - length % 4) % 4;
         let mut pad = [0u8; 3];
@@ -228,7 +238,10 @@ async fn read_frame<R: AsyncRead + Unpin>(stream: &mut R) -> Result<Vec<u8>, Fra
     Ok(frame)
 }
 
-async fn read_exact<R: AsyncRead + Unpin>(stream: &mut R, buf: &mut [u8]) -> Result<(), FrameError> {
+async fn read_exact<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    buf: &mut [u8],
+) -> Result<(), FrameError> {
     if buf.is_empty() {
         return Ok(());
     }
@@ -242,7 +255,9 @@ async fn read_exact<R: AsyncRead + Unpin>(stream: &mut R, buf: &mut [u8]) -> Res
 #[async_trait]
 impl Conn for StreamConn {
     async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
-        Err(webrtc_util::Error::Other("a stream listener does not connect".into()))
+        Err(webrtc_util::Error::Other(
+            "a stream listener does not connect".into(),
+        ))
     }
 
     async fn recv(&self, _buf: &mut [u8]) -> webrtc_util::Result<usize> {
@@ -251,7 +266,10 @@ impl Conn for StreamConn {
 
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
         let mut inbound = self.inbound.lock().await;
-        let (frame, peer) = inbound.recv().await.ok_or(webrtc_util::Error::ErrClosedListener)?;
+        let (frame, peer) = inbound
+            .recv()
+            .await
+            .ok_or(webrtc_util::Error::ErrClosedListener)?;
         // As a UDP socket truncates a datagram larger than the buffer.
         let n = frame.len().min(buf.len());
         buf[..n].copy_from_slice(&frame[..n]);
@@ -303,7 +321,7 @@ mod tests {
         let mut stream = bytes;
         let mut out = Vec::new();
         loop {
-            match read_frame(&mut stream).await {
+            match read_frame(&mut stream, out.is_empty()).await {
                 Ok(frame) => out.push(Ok(frame)),
                 Err(FrameError::Malformed) => {
                     out.push(Err("malformed"));
