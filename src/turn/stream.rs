@@ -228,7 +228,7 @@ async fn read_frame<R: AsyncRead + Unpin>(
         return Ok(frame);
     }
     read_exact(stream, &mut header[CHANNEL_DATA_HEADER_SIZE..]).await?;
-    if !is_message(&header) || header[0] & 0xc0 != 0 || length % 4 != 0 {
+    if !is_message(&header) || header[0] & 0xc0 != 0 || !length.is_multiple_of(4) {
         return Err(FrameError::Malformed);
     }
     let mut frame = Vec::with_capacity(MESSAGE_HEADER_SIZE + length);
