@@ -710,3 +710,27 @@ async fn an_allocation_flood_from_one_user_is_capped_and_others_are_still_served
     assert!(other.success, "{}", other.output);
     assert_eq!(other.lost_packets(), Some(0), "{}", other.output);
 }
+
+#[tokio::test]
+async fn two_clients_relay_to_each_other_although_the_relay_address_is_a_denied_range() {
+    // Default policy: loopback peers are denied, and the relay address here is 127.0.0.1. The
+    // server's own relay addresses stay reachable, as on a LAN where they are private.
+    let (app, server) = turn_app(|_| {}).await;
+    let run = uclient(&client_args(
+        server,
+        &mint(1, 600),
+        &["-y", "-n", "20", "-l", "200", "-z", "5"],
+    ))
+    .await;
+    assert!(run.success, "{}", run.output);
+    assert_eq!(run.lost_packets(), Some(0), "{}", run.output);
+    assert!(
+        metric(
+            &app,
+            "switchboard_turn_relayed_packets_total{direction=\"to_peer\"}"
+        ) >= 20.0,
+        "{}",
+        app.metrics.encode()
+    );
+    assert_eq!(metric(&app, "switchboard_turn_peers_denied_total"), 0.0);
+}
