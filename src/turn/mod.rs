@@ -201,7 +201,12 @@ impl TurnServer {
             ),
         ];
         if let (Some(listener), Some(config)) = (tls_listener, tls) {
-            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            // The HTTPS config offers h2/http1.1 by ALPN; a TURN client offering something else
+            // (RFC 7443's "stun.turn") would be refused. Without ALPN the server ignores the
+            // client's list. The certificate resolver is shared, so reloads still apply.
+            let mut config = (*config).clone();
+            config.alpn_protocols.clear();
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
             listeners.push(Arc::new(
                 StreamConn::start(
                     listener,

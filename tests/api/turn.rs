@@ -271,7 +271,8 @@ async fn a_valid_credential_relays_over_tcp_to_a_loopback_peer_when_allowed() {
     );
 }
 
-/// A rustls server config with a fresh self-signed certificate for `localhost`.
+/// A rustls server config with a fresh self-signed certificate for `localhost`, offering the
+/// ALPN protocols of the HTTPS server it is shared with.
 fn self_signed_tls() -> Arc<rustls::ServerConfig> {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let key = rustls::pki_types::PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
@@ -283,6 +284,8 @@ fn self_signed_tls() -> Arc<rustls::ServerConfig> {
     .with_no_client_auth()
     .with_single_cert(vec![certified.cert.der().clone()], key.into())
     .unwrap();
+    let mut config = config;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Arc::new(config)
 }
 
