@@ -737,3 +737,75 @@ async fn two_clients_relay_to_each_other_although_the_relay_address_is_a_denied_
     );
     assert_eq!(metric(&app, "switchboard_turn_peers_denied_total"), 0.0);
 }
+
+#[tokio::test]
+async fn the_bitrate_cap_drops_what_an_allocation_relays_beyond_it() {
+    // 100 kbit/s per allocation: the burst (64 KiB) passes, the rest of ~240 KB sent within a
+    // fraction of a second does not.
+    let (app, server) = turn_app(|c| {
+        c.turn_allow_loopback_peers = true;
+        c.turn_max_bitrate = Some(100_000);
+    })
+    .await;
+    let peer = start_peer().await;
+    let port = peer.port.to_string();
+    let run = uclient(&client_args(
+        server,
+        &mint(1, 600),
+        &[
+            "-c",
+            "-e",
+            "127.0.0.1",
+            "-r",
+            &port,
+            "-n",
+            "200",
+            "-l",
+            "1200",
+            "-z",
+            "1",
+        ],
+    ))
+    .await;
+    let (sent, received) = run.totals().unwrap_or_else(|| panic!("{}", run.output));
+    assert_eq!(sent, 200, "{}", run.output);
+    assert!(
+        received < 150,
+        "{received} of 200 came back\n{}",
+        run.output
+    );
+    let relayed = metric(
+        &app,
+        "switchboard_turn_relayed_bytes_total{direction=\"to_peer\"}",
+    );
+    assert!(relayed <= 70_000.0, "{relayed} bytes relayed to the peer");
+}
+
+#[tokio::test]
+async fn a_taken_port_is_a_typed_error_naming_the_address() {
+    let taken = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = taken.local_addr().unwrap();
+    let settings = TurnSettings {
+        listen: addr,
+        ..test_settings()
+    };
+    let result = TurnServer::start(
+        settings,
+        TurnSecret::new(SECRET),
+        None,
+        Arc::new(Metrics::default()),
+        CancellationToken::new(),
+    )
+    .await;
+    match result {
+        Err(
+            error @ switchboard::turn::TurnError::Bind {
+                transport: "udp", ..
+            },
+        ) => {
+            assert!(error.to_string().contains(&addr.to_string()), "{error}");
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(_) => panic!("bound a taken port"),
+    }
+}
