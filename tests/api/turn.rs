@@ -769,8 +769,9 @@ async fn the_bitrate_cap_drops_what_an_allocation_relays_beyond_it() {
     .await;
     let (sent, received) = run.totals().unwrap_or_else(|| panic!("{}", run.output));
     assert_eq!(sent, 200, "{}", run.output);
+    // Both directions share the bucket: at most ~64 KiB plus the refill comes back.
     assert!(
-        received < 150,
+        received < 100,
         "{received} of 200 came back\n{}",
         run.output
     );
@@ -778,7 +779,10 @@ async fn the_bitrate_cap_drops_what_an_allocation_relays_beyond_it() {
         &app,
         "switchboard_turn_relayed_bytes_total{direction=\"to_peer\"}",
     );
-    assert!(relayed <= 70_000.0, "{relayed} bytes relayed to the peer");
+    assert!(
+        relayed < 120_000.0,
+        "{relayed} of 240000 bytes relayed to the peer"
+    );
 }
 
 #[tokio::test]
