@@ -1,5 +1,9 @@
 //! The embedded STUN/TURN server and the TURN REST credentials it shares with the HTTP API.
 //!
+//! - [`credentials`]: mint and check `<expiry>:<user id>` usernames (coturn's scheme).
+//! - [`secret`]: the shared secret, configured or generated once and kept in the store.
+//! - [`ice_servers`]: what `GET /api/p2p/ice-servers/` returns to a browser.
+//!
 //! # Design
 //! The protocol is webrtc-rs's `turn` server, unmodified: it relays through real UDP sockets,
 //! so a relay reaches any peer (another Switchboard node, a browser on the internet). What it
@@ -27,8 +31,10 @@
 mod auth;
 pub mod credentials;
 mod guard;
+pub mod ice_servers;
 pub mod policy;
 mod relay;
+pub mod secret;
 mod stream;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
