@@ -813,3 +813,34 @@ async fn a_taken_port_is_a_typed_error_naming_the_address() {
         Ok(_) => panic!("bound a taken port"),
     }
 }
+
+#[tokio::test]
+async fn with_tls_on_the_app_serves_turns_with_its_https_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: format!("sqlite://{}", dir.path().join("turn.db").display()),
+        tls_self_signed: true,
+        tls_self_signed_dir: dir.path().join("self-signed"),
+        turn_enabled: true,
+        turn_listen: "127.0.0.1:0".parse().unwrap(),
+        turn_tls_listen: "127.0.0.1:0".parse().unwrap(),
+        turn_secret: Some(SECRET.to_owned()),
+        turn_allow_loopback_peers: true,
+        ..Config::default()
+    };
+    let app = switchboard::App::build(config).await.expect("app builds");
+    let turn = app.turn().expect("the TURN server runs");
+    let tls = turn.tls_addr.expect("TURN over TLS is on with TLS");
+    let shutdown = app.shutdown_token();
+    let _stop = shutdown.drop_guard();
+    tokio::spawn(app.run_until_stopped());
+
+    let peer = start_peer().await;
+    let mut extra = vec!["-t".to_owned(), "-S".to_owned()];
+    extra.extend(relay_to_peer_args(&peer));
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let run = uclient(&client_args(tls, &mint(1, 600), &extra)).await;
+    assert!(run.success, "{}", run.output);
+    assert_eq!(run.lost_packets(), Some(0), "{}", run.output);
+}
