@@ -565,6 +565,12 @@ async fn an_allocation_is_refreshed_after_its_credentials_expired() {
     );
     assert_eq!(metric(&app, "switchboard_turn_allocations"), 1.0);
 
+    // The allocation outlives its credentials for as long as the client keeps refreshing; a
+    // Refresh with lifetime 0 (sent with the expired credentials too) ends it.
+    let released = client.refresh(Duration::ZERO).await;
+    assert_eq!(released.typ.class, CLASS_SUCCESS_RESPONSE, "{released}");
+    assert_eq!(metric(&app, "switchboard_turn_allocations"), 0.0);
+
     // A new allocation with the same expired credentials is refused.
     let mut newcomer = RawClient::new(server, creds).await;
     let refused = newcomer.allocate(None).await;
