@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use turn::proto::chandata::ChannelData;
+use turn::proto::channum::ChannelNumber;
 use webrtc_util::Conn;
 
 use super::auth::Counters;
@@ -217,10 +217,11 @@ async fn read_frame<R: AsyncRead + Unpin>(
     let mut header = [0u8; MESSAGE_HEADER_SIZE];
     read_exact(stream, &mut header[..CHANNEL_DATA_HEADER_SIZE]).await?;
     let length = u16::from_be_bytes([header[2], header[3]]) as usize;
-    // A ChannelData header with a zero-length body is already a whole message.
-    let mut frame = header[..CHANNEL_DATA_HEADER_SIZE].to_vec();
-    frame.resize(CHANNEL_DATA_HEADER_SIZE + length, 0);
-    if !first && ChannelData::is_channel_data(&frame) {
+    let channel = ChannelNumber(u16::from_be_bytes([header[0], header[1]]));
+    if !first && channel.valid() {
+        let mut frame = Vec::with_capacity(CHANNEL_DATA_HEADER_SIZE + length);
+        frame.extend_from_slice(&header[..CHANNEL_DATA_HEADER_SIZE]);
+        frame.resize(CHANNEL_DATA_HEADER_SIZE + length, 0);
         read_exact(stream, &mut frame[CHANNEL_DATA_HEADER_SIZE..]).await?;
         let padding = (4 - length % 4) % 4;
         let mut pad = [0u8; 3];
@@ -341,7 +342,7 @@ mod tests {
                 Box::new(stun::message::BINDING_REQUEST),
             ])
             .unwrap();
-        let mut data = ChannelData {
+        let mut data = turn::proto::chandata::ChannelData {
             data: vec![7; 5],
             number: turn::proto::channum::ChannelNumber(0x4001),
             raw: vec![],
