@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::relay::{Relay, RelayParts, RelayPolicy};
 use crate::store::metered::Metered;
 use crate::store::{self, Store};
+use crate::turn::{self, ice_servers::IceServerList};
 use crate::Config;
 use axum::serve::ListenerExt;
 
@@ -112,6 +113,14 @@ impl App {
             bus,
             metrics: metrics.clone(),
         });
+        let turn_secret =
+            turn::secret::load_or_create(store.as_ref(), config.turn_secret.as_deref())
+                .await
+                .map_err(|source| StartError::Store {
+                    url: config.database_url.clone(),
+                    source,
+                })?;
+        let ice_servers = Arc::new(IceServerList::new(&config, turn_secret, None));
         let state = AppState {
             config: Arc::new(config),
             store,
@@ -119,6 +128,7 @@ impl App {
             accounts,
             relay,
             metrics,
+            ice_servers,
             shutdown: shutdown.clone(),
         };
         Ok(Self {

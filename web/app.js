@@ -564,6 +564,16 @@ function renderCall(call) {
   if (!reason) reason = STATUS_HINTS[call.status] || '';
   $('[data-testid="call-reason"]').textContent = reason;
 
+  // Direct or through the TURN relay: it tells a person (and support) why a call may lag.
+  const path = $('[data-testid="call-path"]');
+  path.hidden = !call.path || call.over;
+  path.dataset.path = call.path || '';
+  path.textContent = call.path === 'relayed' ? 'Relayed (TURN)' : call.path === 'direct' ? 'Direct' : '';
+  path.title =
+    call.path === 'relayed'
+      ? 'No direct path between you: the media goes through the server’s relay.'
+      : 'The media goes directly between you.';
+
   const timer = $('#call-timer');
   const tick = () => {
     timer.textContent = call.connectedAt ? formatDuration((call.endedAt || Date.now()) - call.connectedAt) : '';
@@ -618,7 +628,11 @@ window.switchboard = {
     const call = state.calls && state.calls.call;
     if (!call) return null;
     const { id, chatId, role, status, reason, clickedAt, connectedAt, endedAt, iceRestarts, statusLog } = call;
-    return { id, chatId, role, status, reason, clickedAt, connectedAt, endedAt, iceRestarts, statusLog: statusLog.slice() };
+    const { path, hasRelay, relayOnly } = call;
+    return {
+      id, chatId, role, status, reason, clickedAt, connectedAt, endedAt, iceRestarts,
+      statusLog: statusLog.slice(), path, hasRelay, relayOnly,
+    };
   },
 };
 

@@ -34,6 +34,23 @@ const MAX_ICE_RESTARTS = 3;
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Why a call could not connect, in words both sides show alike: the side that gives up sends
+ * its `cause` in `call.end`, and each side names the other person.
+ */
+export function connectionFailure(cause, peer) {
+  switch (cause) {
+    case 'connection-lost':
+      return 'The connection was lost and could not be restored.';
+    case 'relay-failed':
+      return `Could not connect the call: no network path to ${name(peer)}, not even through the relay (TURN) server. A firewall may be blocking it.`;
+    case 'no-relay':
+      return `Could not connect the call: could not reach ${name(peer)}'s network — no relay (TURN) server available.`;
+    default:
+      return `Could not connect the call with ${name(peer)}.`;
+  }
+}
+
 export function isCallSignal(type) {
   return CALL_SIGNAL.test(type);
 }
@@ -223,6 +240,12 @@ export class CallManager {
       inviteSignalId: null,
       inviteDelivered: false,
       iceRestarts: 0,
+      // ICE: the servers of this call (fetched afresh, with TURN credentials), whether one of them
+      // is a relay, whether we fell back to relay-only, and the media path once connected.
+      iceServers: [],
+      hasRelay: false,
+      relayOnly: false,
+      path: null,
       timers: {},
       muted: false,
       cameraOff: false,
@@ -283,19 +306,33 @@ export class CallManager {
     return navigator.mediaDevices.getUserMedia({ video: true, audio: true });
   }
 
-  /** The guide's setupPeer(): an RTCPeerConnection with the server's ICE servers. */
-  async setupPeer(call) {
-    let iceServers = [];
+  /**
+   * The server's STUN/TURN servers, fetched afresh for every call: TURN credentials are minted
+   * per request and only new allocations need them unexpired, so a call outlives them.
+   */
+  async loadIceServers(call) {
     try {
-      ({ iceServers } = await api.iceServers());
+      const { iceServers } = await api.iceServers();
+      call.iceServers = iceServers;
     } catch (err) {
       console.warn(`[CallJS] Could not load ICE servers (${err.message}); trying without`);
     }
+    call.hasRelay = call.iceServers.some((server) =>
+      [].concat(server.urls).some((url) => /^turns?:/.test(url)),
+    );
+  }
+
+  /** The guide's setupPeer(): an RTCPeerConnection with the server's ICE servers. */
+  async setupPeer(call) {
+    await this.loadIceServers(call);
     if (call.over) return; // hung up while the ICE servers loaded
-    const pc = new RTCPeerConnection({ iceServers });
+    const pc = new RTCPeerConnection({ iceServers: call.iceServers });
     call.pc = pc;
     call.remoteStream = new MediaStream();
-    console.log(`[CallJS] Peer connection set up with ${iceServers.length} ICE server(s)`);
+    console.log(
+      `[CallJS] Peer connection set up with ${call.iceServers.length} ICE server(s)` +
+        (call.hasRelay ? ' (relay available)' : ' (no relay)'),
+    );
 
     pc.onicecandidate = ({ candidate }) => {
       if (!candidate || call.over) return;
@@ -400,6 +437,7 @@ export class CallManager {
       call.iceRestarts = 0;
       if (!call.connectedAt) call.connectedAt = Date.now();
       this.setStatus(call, 'connected');
+      this.learnPath(call);
     } else if (state === 'disconnected') {
       this.connectionBroke(call, false);
     } else if (state === 'failed') {
@@ -428,21 +466,73 @@ export class CallManager {
   restartIce(call) {
     if (call.over || !call.pc || call.iceRestarts >= MAX_ICE_RESTARTS) return;
     call.iceRestarts += 1;
+    if (call.hasRelay && !call.relayOnly && !call.connectedAt) {
+      this.retryThroughRelay(call);
+      return;
+    }
     console.log(`[CallJS] ICE connection failed: restarting ICE (attempt ${call.iceRestarts})`);
     call.pc.restartIce(); // fires negotiationneeded: a new offer with fresh ICE credentials
+  }
+
+  /**
+   * No direct path worked: try once more with relay candidates only (ICE restart with
+   * iceTransportPolicy "relay"), with fresh TURN credentials. Direct candidates that cannot
+   * connect would otherwise keep ICE busy until the give-up timer.
+   */
+  async retryThroughRelay(call) {
+    call.relayOnly = true;
+    console.log('[CallJS] ICE failed with direct candidates; retrying through the relay (TURN)');
+    await this.loadIceServers(call);
+    if (call.over || !call.pc) return;
+    try {
+      call.pc.setConfiguration({ iceServers: call.iceServers, iceTransportPolicy: 'relay' });
+    } catch (err) {
+      console.warn(`[CallJS] Could not switch to relay-only ICE: ${err.message}`);
+    }
+    call.pc.restartIce();
+    // The relay gets the full give-up time of its own.
+    clearTimeout(call.timers.giveUp);
+    call.timers.giveUp = null;
+    this.armGiveUp(call);
+  }
+
+  /** Whether the media flows directly or through the TURN relay, from the selected pair. */
+  async learnPath(call) {
+    const pc = call.pc;
+    if (!pc) return;
+    try {
+      const stats = await pc.getStats();
+      let pair = null;
+      stats.forEach((report) => {
+        if (report.type === 'transport' && report.selectedCandidatePairId) pair = stats.get(report.selectedCandidatePairId);
+      });
+      if (!pair) {
+        stats.forEach((report) => {
+          if (report.type === 'candidate-pair' && report.nominated && report.state === 'succeeded') pair = report;
+        });
+      }
+      if (!pair) return;
+      const local = stats.get(pair.localCandidateId);
+      const remote = stats.get(pair.remoteCandidateId);
+      const relayed = [local, remote].some((c) => c && c.candidateType === 'relay');
+      call.path = relayed ? 'relayed' : 'direct';
+      console.log(
+        `[CallJS] Media path: ${call.path} (local ${local && local.candidateType}, remote ${remote && remote.candidateType})`,
+      );
+      if (call === this.call) this.update();
+    } catch (err) {
+      console.warn(`[CallJS] Could not read the media path: ${err.message}`);
+    }
   }
 
   armGiveUp(call) {
     if (call.timers.giveUp) return;
     call.timers.giveUp = setTimeout(() => {
       if (call.over || (call.pc && call.pc.connectionState === 'connected')) return;
-      this.send('call.end', { call_id: call.id, reason: 'connection-failed' }, { call }).catch(() => {});
-      this.fail(
-        call,
-        call.connectedAt
-          ? 'The connection was lost and could not be restored.'
-          : 'Could not connect the call. A firewall may be blocking the connection.',
-      );
+      const cause = call.connectedAt ? 'connection-lost' : call.hasRelay ? 'relay-failed' : 'no-relay';
+      // The other side is told why, so both show the same reason (not "ended the call").
+      this.send('call.end', { call_id: call.id, reason: 'connection-failed', cause }, { call }).catch(() => {});
+      this.fail(call, connectionFailure(cause, call.peer));
     }, this.config.iceGiveUpMs);
   }
 
@@ -672,7 +762,11 @@ export class CallManager {
         }
         break;
       case 'call.end':
-        this.finish(call, 'ended', `${name(call.peer)} ended the call.`);
+        if (payload.reason === 'connection-failed') {
+          this.fail(call, connectionFailure(payload.cause, call.peer));
+        } else {
+          this.finish(call, 'ended', `${name(call.peer)} ended the call.`);
+        }
         break;
       case 'webrtc.offer':
       case 'webrtc.answer':

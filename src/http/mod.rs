@@ -30,6 +30,7 @@ use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::relay::Relay;
 use crate::store::Store;
+use crate::turn::ice_servers::IceServerList;
 use crate::Config;
 use error::ApiError;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub accounts: Accounts,
     pub relay: Relay,
     pub metrics: Arc<Metrics>,
+    /// STUN/TURN servers and credentials for browsers.
+    pub ice_servers: Arc<IceServerList>,
     /// Cancelled on shutdown: every WebSocket, SSE stream and long-poll ends promptly.
     pub shutdown: CancellationToken,
 }

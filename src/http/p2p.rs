@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -14,11 +14,11 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{lenient_id, lenient_optional_id, AppJson, AppPath, AppQuery, CurrentUser};
 use super::AppState;
-use crate::config::IceServer;
 use crate::domain::{ChatId, Seq, UserId};
 use crate::metrics::Transport;
 use crate::relay::OutgoingSignal;
 use crate::store::StoredSignal;
+use crate::turn::ice_servers::IceServers;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -86,12 +86,6 @@ pub struct AckResponse {
 pub struct SignalsResponse {
     success: bool,
     signals: Vec<StoredSignal>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IceServersResponse {
-    #[serde(rename = "iceServers")]
-    ice_servers: Vec<IceServer>,
 }
 
 /// Store a signal for the chat's other participants (or one, with `to`).
@@ -199,14 +193,16 @@ async fn acknowledge(
     }))
 }
 
-/// The STUN/TURN servers for the browser's RTCPeerConnection.
+/// The STUN/TURN servers for the browser's RTCPeerConnection, with TURN credentials minted for
+/// the caller (valid `ttl` seconds for new allocations). Fetch them afresh for each call.
 #[utoipa::path(get, path = "/api/p2p/ice-servers/", tag = "p2p",
-    responses((status = 200, body = IceServersResponse), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = IceServers), (status = 401, body = ErrorBody)))]
 async fn ice_servers(
     State(state): State<AppState>,
-    _current: CurrentUser,
-) -> Json<IceServersResponse> {
-    Json(IceServersResponse {
-        ice_servers: state.config.ice_servers.clone(),
-    })
+    current: CurrentUser,
+    headers: HeaderMap,
+) -> Json<IceServers> {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let now_unix = state.clock.now().millis().max(0) as u64 / 1000;
+    Json(state.ice_servers.for_user(current.user.id, host, now_unix))
 }

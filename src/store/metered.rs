@@ -56,4 +56,5 @@ metered! {
     fn cleanup(&self, cutoffs: CleanupCutoffs) -> StoreResult<CleanupReport>;
     fn inspect(&self, filter: &InspectFilter) -> StoreResult<Inspection>;
     fn signals_since(&self, filter: &InspectFilter, after_id: i64) -> StoreResult<Vec<SignalRow>>;
+    fn setting_or_insert(&self, key: &str, candidate: &str) -> StoreResult<String>;
 }

@@ -130,6 +130,10 @@ pub trait Store: Send + Sync + 'static {
         filter: &InspectFilter,
         after_id: i64,
     ) -> StoreResult<Vec<SignalRow>>;
+
+    // ---- server settings ----
+    /// The value stored under `key`, storing `candidate` first if there is none.
+    async fn setting_or_insert(&self, key: &str, candidate: &str) -> StoreResult<String>;
 }
 
 /// Opens the store a database URL names (`sqlite:` or `postgres:`), applying migrations.

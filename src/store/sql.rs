@@ -717,6 +717,24 @@ macro_rules! sql_store {
                 .map_err(db)?;
                 Ok(all(rows))
             }
+
+            async fn setting_or_insert(&self, key: &str, candidate: &str) -> StoreResult<String> {
+                // Two nodes starting at once both insert; the first wins and both read its value.
+                sqlx::query(
+                    "INSERT INTO server_settings (key, value) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(key)
+                .bind(candidate)
+                .execute(&self.writer)
+                .await
+                .map_err(db)?;
+                sqlx::query_scalar::<$db, String>("SELECT value FROM server_settings WHERE key = $1")
+                    .bind(key)
+                    .fetch_one(&self.writer)
+                    .await
+                    .map_err(db)
+            }
         }
     };
 }

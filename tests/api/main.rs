@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod expiry;
 mod helpers;
+mod ice_servers;
 mod push_clients;
 mod realtime;
 mod relay;

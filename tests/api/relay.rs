@@ -211,25 +211,6 @@ async fn seq_has_no_gaps_and_keeps_each_senders_order_under_concurrency() {
 }
 
 #[tokio::test]
-async fn ice_servers_come_from_the_config() {
-    let app = crate::helpers::spawn_app_with(|c| {
-        c.ice_servers = vec![switchboard::config::IceServer {
-            urls: vec!["turn:turn.example.org:3478".into()],
-            username: Some("u".into()),
-            credential: Some("p".into()),
-        }]
-    })
-    .await;
-    let alice = app.register("alice").await;
-    let (status, body) = alice.get("/api/p2p/ice-servers/").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        body,
-        json!({"iceServers": [{"urls": ["turn:turn.example.org:3478"], "username": "u", "credential": "p"}]})
-    );
-}
-
-#[tokio::test]
 async fn health_and_openapi() {
     let app = spawn_app().await;
     let anon = app.anonymous();
