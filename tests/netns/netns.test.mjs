@@ -79,12 +79,10 @@ async function expectRelayedCall(alice, bob) {
     const relayEnd = pair.local === 'relay' ? pair.localAddress : pair.remoteAddress;
     assert.ok(relayEnd.startsWith(`${SERVER_IP}:`), `${page.who}'s relay candidate ${relayEnd} is not on the server`);
     // The call window says so to the person, too.
-    await page
-      .locator('#call-modal')
-      .getByText(/relayed/i)
-      .first()
-      .waitFor({ state: 'visible', timeout: 5000 })
-      .catch(() => assert.fail(`${page.who}'s call window does not say the call is relayed`));
+    const path = page.getByTestId('call-path');
+    await path.waitFor({ state: 'visible', timeout: 5000 });
+    assert.equal(await path.getAttribute('data-path'), 'relayed', `${page.who}'s call window must say relayed`);
+    assert.match(await path.textContent(), /relayed/i);
   }
   // Media flows both ways through the relay.
   await waitBytesAbove(alice, 0);
