@@ -45,6 +45,9 @@ SWITCHBOARD_TEST_STORE=postgres cargo test --locked --test api -- --skip cluster
 step "browser tests (Chromium driven by Playwright; two users, a real video call)"
 bash tests/browser/run.sh
 
+step "cross-network browser tests (server, alice, bob in network namespaces; HTTPS; calls through the embedded TURN)"
+bash tests/netns/run.sh
+
 step "benchmark smoke run (switchboard-bench --quick against Switchboard and PeerJS: 0 lost, duplicated, reordered)"
 bash bench/smoke.sh
 
