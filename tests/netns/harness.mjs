@@ -394,3 +394,60 @@ export async function keepEvidence(label, pages) {
     await writeFile(path.join(ARTIFACTS, `${label}-${page.who}.console.txt`), page.consoleLines.join('\n')).catch(() => {});
   }
 }
+
+/**
+ * Starts Debian's coturn (`turnserver`) in the server namespace on 10.231.1.1:3478 with the
+ * TURN REST scheme (`use-auth-secret`) and `secret`: the external relay an operator may run
+ * instead of the embedded one. Resolves once it says its listeners are up, to `{ stop() }`.
+ */
+export async function startCoturn(topology, secret, { label = 'coturn' } = {}) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'switchboard-coturn-'));
+  const child = spawn(
+    'ip',
+    [
+      // stdbuf: coturn writes its log with stdio, which a pipe would otherwise hold back.
+      'netns', 'exec', topology.server, 'stdbuf', '-oL', 'turnserver', '-n',
+      `--listening-ip=${SERVER_IP}`, '--listening-port=3478', `--relay-ip=${SERVER_IP}`,
+      '--min-port=49152', '--max-port=49999',
+      '--use-auth-secret', `--static-auth-secret=${secret}`, '--realm=switchboard', '--fingerprint',
+      '--no-tls', '--no-dtls', '--no-cli', '--log-file=stdout', '--simple-log', '--verbose',
+      `--pidfile=${dir}/turnserver.pid`, `--userdb=${dir}/turndb`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let log = '';
+  child.stdout.on('data', (chunk) => (log += chunk));
+  child.stderr.on('data', (chunk) => (log += chunk));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.exitCode === null && child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    await mkdir(ARTIFACTS, { recursive: true });
+    await writeFile(path.join(ARTIFACTS, `${label}.log`), log);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`coturn did not start in 20 s:\n${log}`)), 20000);
+      const check = () => {
+        if (/Total General servers/.test(log)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout.on('data', check);
+      exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`coturn exited with ${code}:\n${log}`));
+      });
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { log: () => log, stop };
+}

@@ -3,8 +3,8 @@
 # that the test creates (alice and bob reach the server, never each other), two Debian
 # Chromiums driven by playwright-core calling each other over HTTPS through the embedded TURN
 # server. Must run as root (network namespaces, veths, iptables). Installs what it needs itself,
-# so it works on a fresh machine: chromium, iproute2, iptables, iputils-ping, curl, openssl
-# (apt) if missing, playwright-core (npm ci), the server (cargo build).
+# so it works on a fresh machine: chromium, iproute2, iptables, iputils-ping, curl, openssl,
+# coturn (apt) if missing, playwright-core (npm ci), the server (cargo build).
 # Exits non-zero when a test fails; screenshots and logs go to test-artifacts/netns/.
 #
 #   bash tests/netns/run.sh                        # the tests
@@ -27,6 +27,7 @@ command -v iptables >/dev/null || missing+=(iptables)
 command -v ping >/dev/null || missing+=(iputils-ping)
 command -v curl >/dev/null || missing+=(curl)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v turnserver >/dev/null || missing+=(coturn) # the external-relay scenario runs coturn
 if [ "${#missing[@]}" -gt 0 ]; then
   step "Installing ${missing[*]} (apt-get)"
   export DEBIAN_FRONTEND=noninteractive
