@@ -7,10 +7,10 @@
 // median and max of each kind. Writes nothing; docs/BENCHMARKS.md quotes its output.
 //
 //   bash tests/netns/run.sh --bench [--calls 10]     (as root; installs and builds first)
-//   node tests/netns/bench-call-setup.mjs [--calls 10] [--kinds relayed,direct]
+//   node tests/netns/bench-call-setup.mjs [--calls 10] [--kinds relayed,direct] [--relay embedded|coturn]
 
 import { parseArgs } from 'node:util';
-import { createTopology } from './topology.mjs';
+import { createTopology, SERVER_IP } from './topology.mjs';
 import {
   startServer,
   launchBrowserIn,
@@ -20,11 +20,17 @@ import {
   selectedPair,
   isRelayed,
   keepEvidence,
+  startCoturn,
 } from './harness.mjs';
 
 const { values: args } = parseArgs({
-  options: { calls: { type: 'string', default: '10' }, kinds: { type: 'string', default: 'relayed,direct' } },
+  options: {
+    calls: { type: 'string', default: '10' },
+    kinds: { type: 'string', default: 'relayed,direct' },
+    relay: { type: 'string', default: 'embedded' }, // or `coturn`: Debian's, with use-auth-secret
+  },
 });
+if (!['embedded', 'coturn'].includes(args.relay)) throw new Error('--relay takes embedded or coturn');
 const CALLS = Number(args.calls);
 if (!Number.isInteger(CALLS) || CALLS < 1 || CALLS > 100) throw new Error('--calls takes 1 to 100');
 const KINDS = args.kinds.split(',').filter((k) => k === 'relayed' || k === 'direct');
@@ -46,7 +52,18 @@ const median = (values) => {
 const describe = (pair) => (pair ? `${pair.local}→${pair.remote}` : 'none');
 
 const topology = await createTopology();
-const server = await startServer(topology, { label: 'bench-server' });
+const COTURN_SECRET = 'netns-bench-shared-secret';
+const coturn = args.relay === 'coturn' ? await startCoturn(topology, COTURN_SECRET, { label: 'bench-coturn' }) : null;
+const server = await startServer(topology, {
+  label: 'bench-server',
+  env: coturn
+    ? {
+        SWITCHBOARD_TURN_ENABLED: 'false',
+        SWITCHBOARD_TURN_SECRET: COTURN_SECRET,
+        SWITCHBOARD_TURN_URLS: `["turn:${SERVER_IP}:3478?transport=udp","turn:${SERVER_IP}:3478?transport=tcp"]`,
+      }
+    : {},
+});
 const browsers = [];
 const pages = [];
 try {
@@ -58,7 +75,9 @@ try {
   pages.push(callee);
   await openChat(caller, server.chatId);
   await openChat(callee, server.chatId);
-  console.log(`server ${server.url} (HTTPS: ${Boolean(server.spki)}), ${CALLS} calls of each kind, alternating`);
+  console.log(
+    `server ${server.url} (HTTPS: ${Boolean(server.spki)}), relay: ${args.relay}, ${CALLS} calls of each kind, alternating`,
+  );
 
   const setups = Object.fromEntries(KINDS.map((kind) => [kind, []]));
   for (let i = 1; i <= CALLS; i += 1) {
@@ -100,5 +119,6 @@ try {
 } finally {
   for (const browser of browsers) await browser.close().catch(() => {});
   await server.stop();
+  if (coturn) await coturn.stop();
   await topology.destroy();
 }
