@@ -100,10 +100,8 @@ export async function startServer(topology, { env = {}, label = 'server' } = {})
         }),
     SWITCHBOARD_TURN_LISTEN: '0.0.0.0:3478',
     SWITCHBOARD_TURN_PUBLIC_HOST: SERVER_IP,
-    // All three hosts have private addresses, as on a LAN: the peers the relay sends to
-    // (alice's and bob's addresses, the server's own relay address) are private, so the
-    // default refusal of private peers would refuse every relayed path of this topology.
-    SWITCHBOARD_TURN_ALLOW_PRIVATE_PEERS: 'true',
+    // Private peers stay refused (the default), although every address here is private: the
+    // call must still connect relay to relay, the server's own relay addresses being exempt.
     ...env,
   });
 
