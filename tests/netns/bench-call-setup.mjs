@@ -8,6 +8,7 @@
 //
 //   bash tests/netns/run.sh --bench [--calls 10]     (as root; installs and builds first)
 //   node tests/netns/bench-call-setup.mjs [--calls 10] [--kinds relayed,direct] [--relay embedded|coturn]
+//                                       [--turn-listen 0.0.0.0:3478]
 
 import { parseArgs } from 'node:util';
 import { createTopology, SERVER_IP } from './topology.mjs';
@@ -17,7 +18,7 @@ import {
   openAs,
   openChat,
   waitForStatus,
-  selectedPair,
+  settledPair,
   isRelayed,
   keepEvidence,
   startCoturn,
@@ -28,6 +29,7 @@ const { values: args } = parseArgs({
     calls: { type: 'string', default: '10' },
     kinds: { type: 'string', default: 'relayed,direct' },
     relay: { type: 'string', default: 'embedded' }, // or `coturn`: Debian's, with use-auth-secret
+    'turn-listen': { type: 'string', default: '0.0.0.0:3478' }, // the embedded server's address
   },
 });
 if (!['embedded', 'coturn'].includes(args.relay)) throw new Error('--relay takes embedded or coturn');
@@ -62,7 +64,7 @@ const server = await startServer(topology, {
         SWITCHBOARD_TURN_SECRET: COTURN_SECRET,
         SWITCHBOARD_TURN_URLS: `["turn:${SERVER_IP}:3478?transport=udp","turn:${SERVER_IP}:3478?transport=tcp"]`,
       }
-    : {},
+    : { SWITCHBOARD_TURN_LISTEN: args['turn-listen'] },
 });
 const browsers = [];
 const pages = [];
@@ -88,8 +90,8 @@ try {
       await waitForStatus(callee, 'connected', 30000);
       const a = await caller.evaluate(() => window.switchboard.call);
       const b = await callee.evaluate(() => window.switchboard.call);
-      const pairA = await selectedPair(caller);
-      const pairB = await selectedPair(callee);
+      const pairA = await settledPair(caller, kind === 'relayed');
+      const pairB = await settledPair(callee, kind === 'relayed');
       // A "direct" call that went through the relay (or the reverse) would measure the wrong thing.
       if (isRelayed(pairA) !== (kind === 'relayed') || isRelayed(pairB) !== (kind === 'relayed')) {
         throw new Error(`a ${kind} call selected ${describe(pairA)} / ${describe(pairB)}`);

@@ -331,6 +331,21 @@ export function selectedPair(page) {
 
 export const isRelayed = (pair) => Boolean(pair && (pair.local === 'relay' || pair.remote === 'relay'));
 
+/**
+ * The selected pair once it is (or is not) relayed, as `relayed` says, polled for up to
+ * `timeout` ms; the last pair seen otherwise. A connectivity check that arrives from the other
+ * side's relay before its relay candidate was signalled makes a peer-reflexive (`prflx`)
+ * candidate, which becomes `relay` when the candidate arrives: a first reading can be early.
+ */
+export async function settledPair(page, relayed, timeout = 10000) {
+  let pair = await selectedPair(page);
+  for (const deadline = Date.now() + timeout; isRelayed(pair) !== relayed && Date.now() < deadline; ) {
+    await new Promise((resolve) => setTimeout(resolve, 250)); // the poll interval
+    pair = await selectedPair(page);
+  }
+  return pair;
+}
+
 /** Bytes received so far on the page's inbound RTP streams (audio and video). */
 export function bytesReceived(page) {
   return page.evaluate(async () => {

@@ -15,6 +15,7 @@ import {
   waitForStatus,
   reasonOf,
   selectedPair,
+  settledPair,
   isRelayed,
   bytesReceived,
   waitBytesAbove,
@@ -74,13 +75,7 @@ async function expectRelayedCall(alice, bob) {
   await waitForStatus(alice, 'connected', 30000);
   await waitForStatus(bob, 'connected', 30000);
   for (const page of [alice, bob]) {
-    // A check that arrives from the other side's relay before its relay candidate was signalled
-    // makes a peer-reflexive candidate, which becomes `relay` once the candidate arrives: poll.
-    let pair = await selectedPair(page);
-    for (const deadline = Date.now() + 10000; !isRelayed(pair) && Date.now() < deadline; ) {
-      await new Promise((resolve) => setTimeout(resolve, 250)); // poll interval
-      pair = await selectedPair(page);
-    }
+    const pair = await settledPair(page, true);
     assert.ok(isRelayed(pair), `${page.who}'s selected candidate pair is not relayed: ${JSON.stringify(pair)}`);
     console.log(`${page.who}: selected pair ${JSON.stringify(pair)}`);
     // The relay is the server's: nothing else could carry media between these two hosts.
