@@ -329,6 +329,21 @@ export function selectedPair(page) {
   });
 }
 
+/** Every ICE candidate of the page's peer connection, `local relay 10.231.1.1:50000 udp`-style. */
+export function candidates(page) {
+  return page.evaluate(async () => {
+    const pc = (window.__switchboardCall && window.__switchboardCall.pc) || (window.switchboard && window.switchboard.pc);
+    if (!pc) return [];
+    const out = [];
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === 'local-candidate' || r.type === 'remote-candidate') {
+        out.push(`${r.type.split('-')[0]} ${r.candidateType} ${r.address}:${r.port} ${r.protocol}${r.relayProtocol ? ` via ${r.relayProtocol}` : ''}`);
+      }
+    });
+    return out;
+  });
+}
+
 export const isRelayed = (pair) => Boolean(pair && (pair.local === 'relay' || pair.remote === 'relay'));
 
 /**
@@ -463,4 +478,33 @@ export async function startCoturn(topology, secret, { label = 'coturn' } = {}) {
     throw err;
   }
   return { log: () => log, stop };
+}
+
+/**
+ * Sends one STUN Binding request from namespace `ns` to `address:port` over UDP and resolves to
+ * the address the answer came from (`ip:port`), or null without an answer in 2 s. A browser
+ * drops TURN answers that come from another address than the one it asked.
+ */
+export async function stunAnswerFrom(ns, address, port = 3478) {
+  const script = `
+    const dgram = require('node:dgram');
+    const crypto = require('node:crypto');
+    const socket = dgram.createSocket('udp4');
+    const request = Buffer.alloc(20);
+    request.writeUInt16BE(0x0001, 0); // Binding request, no attributes
+    request.writeUInt32BE(0x2112a442, 4); // magic cookie
+    crypto.randomFillSync(request, 8, 12); // transaction id
+    const timer = setTimeout(() => { console.log('none'); process.exit(0); }, 2000);
+    socket.on('message', (message, from) => {
+      if (message.length >= 20 && message.subarray(8, 20).equals(request.subarray(8, 20))) {
+        clearTimeout(timer);
+        console.log(from.address + ':' + from.port);
+        process.exit(0);
+      }
+    });
+    socket.send(request, ${Number(port)}, ${JSON.stringify(address)});
+  `;
+  const { stdout } = await run('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { timeout: 10000 });
+  const answer = stdout.trim();
+  return answer === 'none' ? null : answer;
 }

@@ -16,6 +16,7 @@ import {
   reasonOf,
   selectedPair,
   settledPair,
+  candidates,
   isRelayed,
   bytesReceived,
   waitBytesAbove,
@@ -23,6 +24,7 @@ import {
   screenshot,
   keepEvidence,
   startCoturn,
+  stunAnswerFrom,
 } from './harness.mjs';
 
 let topology;
@@ -76,7 +78,11 @@ async function expectRelayedCall(alice, bob) {
   await waitForStatus(bob, 'connected', 30000);
   for (const page of [alice, bob]) {
     const pair = await settledPair(page, true);
-    assert.ok(isRelayed(pair), `${page.who}'s selected candidate pair is not relayed: ${JSON.stringify(pair)}`);
+    assert.ok(
+      isRelayed(pair),
+      `${page.who}'s selected candidate pair is not relayed: ${JSON.stringify(pair)}\n` +
+        `candidates:\n  ${(await candidates(page)).join('\n  ')}`,
+    );
     console.log(`${page.who}: selected pair ${JSON.stringify(pair)}`);
     // The relay is the server's: nothing else could carry media between these two hosts.
     const relayEnd = pair.local === 'relay' ? pair.localAddress : pair.remoteAddress;
@@ -110,6 +116,12 @@ test('alice and bob reach the server but not each other', async () => {
 
 test('with the embedded TURN server, the call connects through the relay', async () => {
   await scenario('relay', {}, async ({ alice, bob }) => {
+    // Both ask the STUN/TURN port at 10.231.1.1 (bob from the server's other link): each must
+    // be answered from that address, or the browser drops the answer as from a stranger.
+    for (const page of [alice, bob]) {
+      const ns = page === alice ? topology.alice : topology.bob;
+      assert.equal(await stunAnswerFrom(ns, SERVER_IP), `${SERVER_IP}:3478`, `${page.who}'s STUN answer came from elsewhere`);
+    }
     await placeCall(alice, bob);
     await expectRelayedCall(alice, bob);
     await screenshot(alice, 'relay-alice');
