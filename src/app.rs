@@ -1,9 +1,11 @@
 //! The running server: [`App::build`] binds the port and wires the parts together;
 //! [`App::run_until_stopped`] serves until the shutdown token is cancelled, then drains.
 
+use std::fmt::Debug;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -19,12 +21,18 @@ use crate::metrics::Metrics;
 use crate::relay::{Relay, RelayParts, RelayPolicy};
 use crate::store::metered::Metered;
 use crate::store::{self, Store};
+use crate::tls::{Tls, TlsError, TlsListener};
 use crate::turn::{self, ice_servers::IceServerList};
 use crate::Config;
-use axum::serve::ListenerExt;
+use axum::serve::{Listener, ListenerExt};
+use axum::Router;
 
 pub struct App {
     listener: TcpListener,
+    /// Set when this server terminates TLS itself; `listener` then speaks HTTPS.
+    tls: Option<Tls>,
+    /// `http_redirect_listen`: plain HTTP that redirects every request to HTTPS.
+    redirect_listener: Option<TcpListener>,
     state: AppState,
     shutdown: CancellationToken,
 }
@@ -39,6 +47,10 @@ pub enum StartError {
     },
     #[error("cannot start the Redis bus: {0}")]
     Bus(String),
+    #[error("http_redirect_listen redirects to HTTPS, but TLS is off: set tls_cert and tls_key, or tls_self_signed")]
+    RedirectWithoutTls,
+    #[error("cannot set up TLS")]
+    Tls(#[from] TlsError),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -59,6 +71,8 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::default());
+        // First, before the store: a bad certificate path should fail fast and say so.
+        let tls = Tls::from_config(&config)?;
         let store = store::connect(&config.database_url, config.database_max_connections)
             .await
             .map_err(|source| StartError::Store {
@@ -73,6 +87,15 @@ impl App {
                     addr: config.listen,
                     source,
                 })?;
+        let redirect_listener = match config.http_redirect_listen {
+            Some(_) if tls.is_none() => return Err(StartError::RedirectWithoutTls),
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let accounts = Accounts::new(
             store.clone(),
             clock.clone(),
@@ -133,9 +156,36 @@ impl App {
         };
         Ok(Self {
             listener,
+            tls,
+            redirect_listener,
             state,
             shutdown,
         })
+    }
+
+    /// The server's TLS (certificate, fingerprint, rustls configs), when it terminates TLS.
+    pub fn tls(&self) -> Option<Tls> {
+        self.tls.clone()
+    }
+
+    /// `https://<addr>` with TLS on, else `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme(), self.local_addr())
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// Where `http_redirect_listen` listens, when set.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -170,6 +220,8 @@ impl App {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let Self {
             listener,
+            tls,
+            redirect_listener,
             state,
             shutdown,
         } = self;
@@ -186,33 +238,84 @@ impl App {
             shutdown.clone(),
         ));
         let router = http::router(state);
-        tracing::info!("Switchboard listening on http://{}", listener.local_addr()?);
-        let graceful = {
-            let shutdown = shutdown.clone();
-            async move { shutdown.cancelled().await }
-        };
-        // Signals are small writes that must leave at once: without TCP_NODELAY a push can wait
-        // for the client's delayed ACK (~40 ms on Linux) behind Nagle's algorithm.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "could not set TCP_NODELAY");
-            }
+        let https_port = listener.local_addr()?.port();
+        let redirect_task = redirect_listener.map(|redirect| {
+            tracing::info!(
+                "redirecting plain HTTP on {} to https",
+                redirect
+                    .local_addr()
+                    .map_or_else(|e| e.to_string(), |a| a.to_string())
+            );
+            tokio::spawn(serve(
+                redirect,
+                crate::tls::redirect::router(https_port),
+                shutdown.clone(),
+                config.shutdown_grace,
+            ))
         });
-        let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
-        let mut server = std::pin::pin!(server.into_future());
-        let result = tokio::select! {
-            result = &mut server => result,
-            _ = async {
-                shutdown.cancelled().await;
-                tokio::time::sleep(config.shutdown_grace).await;
-            } => {
-                tracing::warn!("shutdown grace of {:?} elapsed; closing remaining connections", config.shutdown_grace);
-                Ok(())
+        let result = match tls {
+            Some(tls) => {
+                let watch = tokio::spawn(
+                    tls.clone()
+                        .watch(config.tls_reload_interval, shutdown.clone()),
+                );
+                tracing::info!(
+                    fingerprint = %tls.fingerprint(),
+                    "Switchboard listening on https://{}",
+                    listener.local_addr()?
+                );
+                let listener = TlsListener::new(listener, tls.server_config());
+                let result = serve(listener, router, shutdown.clone(), config.shutdown_grace).await;
+                watch.abort();
+                result
+            }
+            None => {
+                tracing::info!("Switchboard listening on http://{}", listener.local_addr()?);
+                // Signals are small writes that must leave at once: without TCP_NODELAY a push
+                // can wait for the client's delayed ACK (~40 ms on Linux) behind Nagle's algorithm.
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(err) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %err, "could not set TCP_NODELAY");
+                    }
+                });
+                serve(listener, router, shutdown.clone(), config.shutdown_grace).await
             }
         };
+        if let Some(task) = redirect_task {
+            task.abort();
+        }
         cleanup_task.abort();
         tracing::info!("Switchboard stopped");
         result
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown`, then gives open requests `grace` to finish.
+async fn serve<L>(
+    listener: L,
+    router: Router,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()>
+where
+    L: Listener,
+    L::Addr: Debug,
+{
+    let graceful = {
+        let shutdown = shutdown.clone();
+        async move { shutdown.cancelled().await }
+    };
+    let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
+    let mut server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        result = &mut server => result,
+        _ = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("shutdown grace of {grace:?} elapsed; closing remaining connections");
+            Ok(())
+        }
     }
 }
 

@@ -16,6 +16,9 @@
 //! - [`cleanup`]: the background task that deletes old signals and sessions and sweeps
 //!   expired call signals (sending `expired` receipts).
 //! - [`http`]: axum routers, one module per resource, and the single error → JSON mapping.
+//! - [`tls`]: built-in HTTPS — PEM or self-signed certificates, reloaded without dropping
+//!   connections, the TLS listener and the plain-HTTP redirect.
+//! - [`turn`]: the embedded STUN/TURN server, TURN REST credentials and the ICE server list.
 //! - [`app`]: wires config, store and routers into a running server with graceful shutdown.
 //! - [`cli`]: the `switchboard` command line (`serve`, `user`, `chat`, `signals`).
 //! - [`config`]: defaults → TOML file → `SWITCHBOARD_*` environment → flags.
@@ -35,6 +38,7 @@ pub mod metrics;
 pub mod relay;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod turn;
 
 pub use app::App;

@@ -17,9 +17,15 @@ pub struct ServeArgs {
     /// chat between them.
     #[arg(long)]
     pub demo: bool,
+    /// Serve plain HTTP whatever the configuration says about TLS (no certificate, no
+    /// redirect listener). Without it, `--demo` on an address other than loopback serves HTTPS
+    /// with a self-signed certificate, since browsers allow the camera only over HTTPS.
+    #[arg(long)]
+    pub no_tls: bool,
 }
 
-pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    let demo_tls = apply_tls_flags(&mut config, &args);
     let app = App::build(config)
         .await
         .context("cannot start the server")?;
@@ -28,7 +34,24 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("cannot create the demo data")?;
     }
-    println!("Switchboard is running on http://{}", app.local_addr());
+    if let Some(tls) = app.tls() {
+        print_certificate(&tls);
+    }
+    println!("Switchboard is running on {}", app.url());
+    let others = crate::tls::reachable_urls(app.scheme(), app.local_addr());
+    if app.local_addr().ip().is_unspecified() && !others.is_empty() {
+        println!("  reachable from other machines at {}", others.join(", "));
+    }
+    if let Some(redirect) = app.redirect_addr() {
+        println!("  plain HTTP on {redirect} redirects to HTTPS");
+    }
+    if demo_tls {
+        println!(
+            "Open {} from another machine and accept the certificate warning \
+             (compare the fingerprint above). --no-tls serves plain HTTP instead.",
+            others.first().cloned().unwrap_or_else(|| app.url())
+        );
+    }
     let shutdown = app.shutdown_token();
     tokio::spawn(async move {
         crate::app::termination_signal().await;
@@ -37,6 +60,42 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     });
     app.run_until_stopped().await?;
     Ok(())
+}
+
+/// Applies `--no-tls`, and turns on a self-signed certificate for `--demo` on a non-loopback
+/// address when no TLS is configured. Returns whether it did the latter.
+fn apply_tls_flags(config: &mut Config, args: &ServeArgs) -> bool {
+    if args.no_tls {
+        config.tls_cert = None;
+        config.tls_key = None;
+        config.tls_self_signed = false;
+        config.http_redirect_listen = None;
+        return false;
+    }
+    if args.demo && !config.tls_enabled() && !config.listen.ip().is_loopback() {
+        config.tls_self_signed = true;
+        return true;
+    }
+    false
+}
+
+fn print_certificate(tls: &crate::tls::Tls) {
+    match tls.self_signed() {
+        Some(kept) => {
+            println!(
+                "TLS: self-signed certificate for {} ({}; for LANs and testing, \
+                 browsers warn until it is accepted)",
+                kept.names.join(", "),
+                if kept.generated {
+                    format!("new, kept in {}", kept.files.cert.display())
+                } else {
+                    format!("reused from {}", kept.files.cert.display())
+                }
+            );
+        }
+        None => println!("TLS: certificate {}", tls.files().cert.display()),
+    }
+    println!("  SHA-256 fingerprint: {}", tls.fingerprint());
 }
 
 /// Demo accounts get new passwords on every `--demo` start: they are printed, never stored in
@@ -71,4 +130,51 @@ async fn seed_demo(app: &App) -> anyhow::Result<()> {
     };
     println!("  chat {} between alice and bob", chat.id);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(demo: bool, no_tls: bool) -> ServeArgs {
+        ServeArgs {
+            listen: None,
+            demo,
+            no_tls,
+        }
+    }
+
+    #[test]
+    fn demo_on_a_lan_address_gets_a_self_signed_certificate() {
+        let lan = Config {
+            listen: "0.0.0.0:8000".parse().unwrap(),
+            ..Config::default()
+        };
+        let mut config = lan.clone();
+        assert!(apply_tls_flags(&mut config, &args(true, false)));
+        assert!(config.tls_self_signed);
+
+        let mut config = lan.clone();
+        assert!(!apply_tls_flags(&mut config, &args(true, true)), "--no-tls");
+        assert!(!config.tls_enabled());
+
+        let mut config = lan.clone();
+        apply_tls_flags(&mut config, &args(false, false));
+        assert!(
+            !config.tls_enabled(),
+            "only --demo decides for the operator"
+        );
+
+        let mut config = Config::default();
+        apply_tls_flags(&mut config, &args(true, false));
+        assert!(!config.tls_enabled(), "loopback stays plain HTTP");
+
+        let mut config = Config {
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("k.pem".into()),
+            ..lan
+        };
+        assert!(!apply_tls_flags(&mut config, &args(true, false)));
+        assert!(!config.tls_self_signed, "a configured certificate wins");
+    }
 }

@@ -119,17 +119,19 @@ async fn me(current: CurrentUser) -> Json<AuthResponse> {
 fn logged_in(state: &AppState, jar: CookieJar, login: NewLogin) -> impl IntoResponse {
     let max_age =
         time::Duration::try_from(state.config.session_ttl).unwrap_or(time::Duration::WEEK);
+    // Over HTTPS a cookie must never travel back over plain HTTP.
+    let secure = state.config.cookie_secure || state.config.tls_enabled();
     let session = Cookie::build((SESSION_COOKIE, login.session_token))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(state.config.cookie_secure)
+        .secure(secure)
         .max_age(max_age);
     // Readable by the page's JavaScript on purpose: it echoes it in X-CSRFToken.
     let csrf = Cookie::build((CSRF_COOKIE, login.csrf_token.clone()))
         .path("/")
         .same_site(SameSite::Lax)
-        .secure(state.config.cookie_secure)
+        .secure(secure)
         .max_age(max_age);
     (
         jar.add(session).add(csrf),

@@ -94,7 +94,8 @@ pub fn router(state: AppState) -> Router {
     // Room for the JSON around a maximal payload; the payload itself is checked by the relay.
     let body_limit = state.config.max_payload_bytes + 16 * 1024;
     let metrics = state.metrics.clone();
-    router
+    let hsts = hsts_header(&state.config);
+    let router = router
         .route("/", get(assets::index))
         .route("/static/{*path}", get(assets::file))
         .route("/ws/p2p/", get(ws::upgrade))
@@ -128,7 +129,25 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
-        .with_state(state)
+        .with_state(state);
+    match hsts {
+        Some(value) => router.layer(tower::util::MapResponseLayer::new(
+            move |mut response: Response| {
+                response
+                    .headers_mut()
+                    .insert(header::STRICT_TRANSPORT_SECURITY, value.clone());
+                response
+            },
+        )),
+        None => router,
+    }
+}
+
+/// `Strict-Transport-Security` for every response, when this server speaks HTTPS and
+/// `hsts_max_age` is set (browsers ignore it over plain HTTP, and it would be a lie there).
+fn hsts_header(config: &Config) -> Option<header::HeaderValue> {
+    let max_age = config.hsts_max_age.filter(|_| config.tls_enabled())?;
+    header::HeaderValue::from_str(&format!("max-age={}", max_age.as_secs())).ok()
 }
 
 async fn not_found(request: Request) -> ApiError {

@@ -200,10 +200,15 @@ impl TestApp {
 
 /// Registers `name` on the server at `address`; returns its logged-in client.
 pub async fn register_at(address: &str, name: &str) -> TestUser {
+    register_with(client(), address, name).await
+}
+
+/// As [`register_at`], with the given HTTP client (one that trusts a test certificate, say).
+pub async fn register_with(client: reqwest::Client, address: &str, name: &str) -> TestUser {
     let mut user = TestUser {
         id: 0,
         username: String::new(),
-        client: client(),
+        client,
         csrf: String::new(),
         cookie: String::new(),
         base: address.to_owned(),

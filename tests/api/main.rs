@@ -11,4 +11,5 @@ mod ice_servers;
 mod push_clients;
 mod realtime;
 mod relay;
+mod tls;
 mod validation;

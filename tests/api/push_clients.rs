@@ -55,6 +55,38 @@ impl WsClient {
         last_seq: i64,
         origin: Option<&str>,
     ) -> Result<Self, u16> {
+        Self::try_connect_with(address, user, last_seq, origin, None).await
+    }
+
+    /// As [`WsClient::connect_at`], over TLS to an `https://` address, with this client config.
+    pub async fn connect_tls(
+        address: &str,
+        user: &TestUser,
+        last_seq: i64,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+    ) -> (Self, Value) {
+        let mut client = Self::try_connect_with(
+            address,
+            user,
+            last_seq,
+            None,
+            Some(tokio_tungstenite::Connector::Rustls(tls)),
+        )
+        .await
+        .expect("websocket handshake");
+        let welcome = client.frame().await;
+        assert_eq!(welcome["op"], "welcome", "{welcome}");
+        (client, welcome)
+    }
+
+    /// The handshake, with an optional Origin and TLS connector.
+    pub async fn try_connect_with(
+        address: &str,
+        user: &TestUser,
+        last_seq: i64,
+        origin: Option<&str>,
+        connector: Option<tokio_tungstenite::Connector>,
+    ) -> Result<Self, u16> {
         let url = format!(
             "{}/ws/p2p/?last_seq={last_seq}",
             address.replacen("http", "ws", 1)
@@ -68,7 +100,9 @@ impl WsClient {
                 .headers_mut()
                 .insert("Origin", HeaderValue::from_str(origin).unwrap());
         }
-        match tokio_tungstenite::connect_async(request).await {
+        match tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
+            .await
+        {
             Ok((socket, _)) => Ok(Self { socket }),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 Err(response.status().as_u16())
@@ -158,7 +192,17 @@ impl SseClient {
     }
 
     pub async fn connect_at(address: &str, user: &TestUser, last_event_id: Option<i64>) -> Self {
-        let mut request = reqwest::Client::new()
+        Self::connect_with(&reqwest::Client::new(), address, user, last_event_id).await
+    }
+
+    /// As [`SseClient::connect_at`], through `client` (one that trusts a test certificate, say).
+    pub async fn connect_with(
+        client: &reqwest::Client,
+        address: &str,
+        user: &TestUser,
+        last_event_id: Option<i64>,
+    ) -> Self {
+        let mut request = client
             .get(format!("{address}/api/p2p/events/"))
             .header("Cookie", &user.cookie);
         if let Some(id) = last_event_id {

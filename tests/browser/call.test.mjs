@@ -86,6 +86,11 @@ test('A calls B over WebSocket, B accepts, video plays both ways, hang up ends i
   // Status went calling → ringing → connecting → connected, in that order.
   const statuses = await pageA.evaluate(() => window.switchboard.call.statusLog.map((s) => s.status));
   assert.deepEqual(statuses, ['calling', 'ringing', 'connecting', 'connected']);
+  // On one machine the media goes directly, and the call window says so.
+  for (const page of [pageA, pageB]) {
+    await page.locator('[data-testid="call-path"][data-path="direct"]').waitFor({ timeout: 5000 });
+    assert.equal(await page.getByTestId('call-path').textContent(), 'Direct');
+  }
 
   await hangUpAndExpectEnded(pageA, pageB);
   await closePages(pageA, pageB);
