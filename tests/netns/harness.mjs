@@ -77,6 +77,12 @@ export async function spkiHash(certFile) {
   return stdout.trim();
 }
 
+/** SHA-256 of the certificate (DER), upper-case hex with colons, as browsers show it. */
+async function sha256Fingerprint(certFile) {
+  const { stdout } = await run('openssl', ['x509', '-in', certFile, '-noout', '-fingerprint', '-sha256'], { timeout: 10000 });
+  return stdout.trim().split('=').pop();
+}
+
 /**
  * Starts `switchboard serve --listen 10.231.1.1:8443` in the server namespace with a fresh
  * SQLite file holding alice, bob and their chat (made with the CLI), TLS with a self-signed
@@ -89,15 +95,10 @@ export async function startServer(topology, { env = {}, label = 'server' } = {})
   const dir = await mkdtemp(path.join(os.tmpdir(), 'switchboard-netns-'));
   const database = `sqlite://${dir}/switchboard.db`;
   const tlsDir = path.join(dir, 'tls');
-  const insecureHttp = Boolean(process.env.SB_NETNS_INSECURE_HTTP);
   const fullEnv = serverEnv({
-    ...(insecureHttp
-      ? {}
-      : {
-          SWITCHBOARD_TLS_SELF_SIGNED: 'true',
-          SWITCHBOARD_TLS_HOSTNAMES: `["${SERVER_IP}"]`,
-          SWITCHBOARD_TLS_SELF_SIGNED_DIR: tlsDir,
-        }),
+    SWITCHBOARD_TLS_SELF_SIGNED: 'true',
+    SWITCHBOARD_TLS_HOSTNAMES: `["${SERVER_IP}"]`,
+    SWITCHBOARD_TLS_SELF_SIGNED_DIR: tlsDir,
     SWITCHBOARD_TURN_LISTEN: '0.0.0.0:3478',
     SWITCHBOARD_TURN_PUBLIC_HOST: SERVER_IP,
     // Private peers stay refused (the default), although every address here is private: the
@@ -156,14 +157,15 @@ export async function startServer(topology, { env = {}, label = 'server' } = {})
         reject(new Error(`the server exited with ${code} before listening:\n${log}`));
       });
     });
-    const scheme = insecureHttp ? 'http' : 'https';
-    const url = `${scheme}://${SERVER_IP}:${PORT}`;
-    let spki = null;
-    if (!insecureHttp) {
-      const cert = await findCertificate(tlsDir);
-      if (!cert) throw new Error(`no certificate in SWITCHBOARD_TLS_SELF_SIGNED_DIR (${tlsDir}); server log:\n${log}`);
-      spki = await spkiHash(cert);
-    }
+    const url = `https://${SERVER_IP}:${PORT}`;
+    if (!log.includes(`Switchboard is running on ${url}`)) throw new Error(`the server does not say it serves ${url}:\n${log}`);
+    const cert = await findCertificate(tlsDir);
+    if (!cert) throw new Error(`no certificate in SWITCHBOARD_TLS_SELF_SIGNED_DIR (${tlsDir}); server log:\n${log}`);
+    // The fingerprint printed at start is the one a person compares: it must be this file's.
+    const printed = (log.match(/SHA-256 fingerprint: ([0-9A-F:]+)/) || [])[1];
+    const actual = await sha256Fingerprint(cert);
+    if (printed !== actual) throw new Error(`the server printed fingerprint ${printed}, its certificate's is ${actual}`);
+    const spki = await spkiHash(cert);
     // …and /healthz answers, from alice's side of the network, over TLS pinned to that key.
     await waitHealthy(topology.alice, url, spki, () => log);
     return { url, chatId, spki, log: () => log, stop };
@@ -175,7 +177,8 @@ export async function startServer(topology, { env = {}, label = 'server' } = {})
 
 /** Polls GET /healthz with curl from namespace `ns`: at most 40 tries, 2 s each at most. */
 async function waitHealthy(ns, url, spki, log) {
-  const tls = spki ? ['--insecure', '--pinnedpubkey', `sha256//${spki}`] : [];
+  // --insecure skips the CA check only; the pinned key is still checked.
+  const tls = ['--insecure', '--pinnedpubkey', `sha256//${spki}`];
   let last = '';
   for (let attempt = 0; attempt < 40; attempt += 1) {
     try {
@@ -210,13 +213,8 @@ export async function launchBrowserIn(ns, server) {
     '--disable-gpu',
     '--use-fake-device-for-media-stream',
     '--use-fake-ui-for-media-stream',
+    `--ignore-certificate-errors-spki-list=${server.spki}`,
   ];
-  if (server.spki) {
-    args.push(`--ignore-certificate-errors-spki-list=${server.spki}`);
-  } else {
-    // Development only (SB_NETNS_INSECURE_HTTP): a camera needs a secure context.
-    args.push(`--unsafely-treat-insecure-origin-as-secure=${server.url}`);
-  }
   const browser = await chromium.launch({ executablePath: wrapper, headless: true, args });
   const close = browser.close.bind(browser);
   browser.close = async () => {
