@@ -176,7 +176,12 @@ test('credentials that expire mid-call do not drop it: media still flows 40 s on
     await placeCall(alice, bob);
     await expectRelayedCall(alice, bob);
     const connectedAt = Date.now();
-    const pairsAtStart = [await selectedPair(alice), await selectedPair(bob)];
+    // Addresses only: a peer-reflexive candidate may still be renamed `relay` meanwhile.
+    const ends = async (page) => {
+      const pair = await selectedPair(page);
+      return pair && `${pair.localAddress} -> ${pair.remoteAddress}`;
+    };
+    const pairsAtStart = [await ends(alice), await ends(bob)];
     const expiries = (await turnUsernames(alice)).concat(await turnUsernames(bob)).map((u) => Number(String(u).split(':')[0]));
     assert.ok(expiries.length > 0 && expiries.every(Number.isFinite), `TURN usernames carry their expiry: ${expiries}`);
 
@@ -199,8 +204,9 @@ test('credentials that expire mid-call do not drop it: media still flows 40 s on
     assert.ok(expiries.every((expiry) => expiry < now - 20), `credentials ${expiries} expired well before ${now}`);
     // The same allocations still carry it — 40 s is twice their 20 s lifetime, so they were
     // refreshed with the expired credentials — not new ones from an ICE restart.
-    const pairsAtEnd = [await selectedPair(alice), await selectedPair(bob)];
+    const pairsAtEnd = [await ends(alice), await ends(bob)];
     assert.deepEqual(pairsAtEnd, pairsAtStart, 'the selected pairs (and their relay addresses) did not change');
+    assert.ok(isRelayed(await selectedPair(alice)) && isRelayed(await selectedPair(bob)), 'still relayed');
     for (const page of [alice, bob]) {
       const statuses = await page.evaluate(() => window.switchboard.call.statusLog.map((s) => s.status));
       assert.ok(!statuses.includes('reconnecting'), `${page.who}'s call never went through reconnecting: ${statuses}`);
