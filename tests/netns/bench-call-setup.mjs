@@ -55,7 +55,7 @@ const describe = (pair) => (pair ? `${pair.local}→${pair.remote}` : 'none');
 
 const topology = await createTopology();
 const COTURN_SECRET = 'netns-bench-shared-secret';
-const coturn = args.relay === 'coturn' ? await startCoturn(topology, COTURN_SECRET, { label: 'bench-coturn' }) : null;
+const coturn = args.relay === 'coturn' ? await startCoturn(topology, COTURN_SECRET, { label: 'bench-coturn', denyPrivatePeers: true }) : null;
 const server = await startServer(topology, {
   label: 'bench-server',
   env: coturn

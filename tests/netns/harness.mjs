@@ -424,9 +424,13 @@ export async function keepEvidence(label, pages) {
 /**
  * Starts Debian's coturn (`turnserver`) in the server namespace on 10.231.1.1:3478 with the
  * TURN REST scheme (`use-auth-secret`) and `secret`: the external relay an operator may run
- * instead of the embedded one. Resolves once it says its listeners are up, to `{ stop() }`.
+ * instead of the embedded one, with coturn's defaults unless `denyPrivatePeers`. Resolves once it
+ * says its listeners are up, to `{ log(), stop() }`.
  */
-export async function startCoturn(topology, secret, { label = 'coturn' } = {}) {
+export async function startCoturn(topology, secret, { label = 'coturn', denyPrivatePeers = false } = {}) {
+  // Like the embedded server's default: no private peers but this server's own relay address
+  // (coturn's denied-peer-ip / allowed-peer-ip), so relays meet relays and nothing else.
+  const policy = denyPrivatePeers ? ['--denied-peer-ip=10.0.0.0-10.255.255.255', `--allowed-peer-ip=${SERVER_IP}`] : [];
   const dir = await mkdtemp(path.join(os.tmpdir(), 'switchboard-coturn-'));
   const child = spawn(
     'ip',
@@ -438,6 +442,7 @@ export async function startCoturn(topology, secret, { label = 'coturn' } = {}) {
       '--use-auth-secret', `--static-auth-secret=${secret}`, '--realm=switchboard', '--fingerprint',
       '--no-tls', '--no-dtls', '--no-cli', '--log-file=stdout', '--simple-log', '--verbose',
       `--pidfile=${dir}/turnserver.pid`, `--userdb=${dir}/turndb`,
+      ...policy,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
