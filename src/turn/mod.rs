@@ -1,9 +1,352 @@
 //! The embedded STUN/TURN server and the TURN REST credentials it shares with the HTTP API.
 //!
-//! - [`credentials`]: mint and check `<expiry>:<user id>` usernames (coturn's scheme).
+//! # Design
+//! The protocol is webrtc-rs's `turn` server, unmodified: it relays through real UDP sockets,
+//! so a relay reaches any peer (another Switchboard node, a browser on the internet). What it
+//! lacks is added *around* it, through its two extension points:
+//!
+//! - **The listening conns** (`Conn`s the server reads packets from) are wrapped in a
+//!   [`guard::GuardConn`]. The guard decodes each request with the `stun`/`turn` crates and
+//!   answers itself when the server must not act: 403 to a CreatePermission/ChannelBind naming a
+//!   denied peer (coturn's `denied-peer-ip`), 486 past the per-user quota. It rewrites LIFETIME
+//!   to the configured cap and re-signs the request (it knows the user's key), checks
+//!   MESSAGE-INTEGRITY to count bad signatures, and drops malformed input before the server
+//!   sees it. On the way out it watches Allocate answers to keep the quota's ledger.
+//! - **TCP and TLS** ([`stream::StreamConn`]): the server only reads packets, so streams are cut
+//!   into STUN/ChannelData messages (RFC 5766 §2.1) and presented as one more packet `Conn`,
+//!   guarded like the UDP socket. TCP shares the UDP port; TLS listens on `turn_tls_listen`
+//!   with the same (reloading) rustls config as HTTPS.
+//! - **The relay sockets** come from [`relay::RelayGenerator`], which wraps the crate's port
+//!   range generator: each socket refuses denied peers both ways (defence in depth behind the
+//!   guard), applies `turn_max_bitrate`, and counts relayed bytes and packets. This server's own
+//!   relay addresses are exempt from the policy, so two clients relaying through it reach each
+//!   other even when the relay address is private.
+//! - **Credentials** ([`auth`]): TURN REST (see [`credentials`]); a client address that holds
+//!   an allocation may go on with expired credentials, so calls survive their expiry.
 //! - [`secret`]: the shared secret, configured or generated once and kept in the store.
-//! - [`ice_servers`]: what `GET /api/p2p/ice-servers/` returns to a browser.
+//! - [`ice_servers`]: what `GET /api/p2p/ice-servers/` hands a browser.
 
+mod auth;
 pub mod credentials;
+mod guard;
 pub mod ice_servers;
+pub mod policy;
+mod relay;
 pub mod secret;
+mod stream;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use turn::server::config::{ConnConfig, ServerConfig};
+use turn::server::Server;
+use webrtc_util::Conn;
+
+use self::auth::{Counters, Credentials, Ledger, RestAuth};
+use self::credentials::TurnSecret;
+use self::guard::{Gate, GuardConn};
+use self::policy::PeerPolicy;
+use self::relay::RelayGenerator;
+use self::stream::StreamConn;
+use crate::metrics::Metrics;
+use crate::Config;
+
+/// What the TURN server needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct TurnSettings {
+    /// UDP and TCP, same port; port 0 picks one free for both.
+    pub listen: SocketAddr,
+    /// TURN over TLS, used only when a TLS config is given.
+    pub tls_listen: SocketAddr,
+    pub relay_port_min: u16,
+    pub relay_port_max: u16,
+    pub external_ip: Option<IpAddr>,
+    pub realm: String,
+    pub user_quota: usize,
+    pub allocation_lifetime: Duration,
+    /// Bits per second per allocation.
+    pub max_bitrate: Option<u64>,
+    pub allow_loopback_peers: bool,
+    pub allow_private_peers: bool,
+}
+
+impl TurnSettings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            listen: config.turn_listen,
+            tls_listen: config.turn_tls_listen,
+            relay_port_min: config.turn_relay_port_min,
+            relay_port_max: config.turn_relay_port_max,
+            external_ip: config.turn_external_ip,
+            realm: config.turn_realm.clone(),
+            user_quota: config.turn_user_quota,
+            allocation_lifetime: config.turn_allocation_lifetime,
+            max_bitrate: config.turn_max_bitrate,
+            allow_loopback_peers: config.turn_allow_loopback_peers,
+            allow_private_peers: config.turn_allow_private_peers,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TurnError {
+    #[error("cannot bind the TURN {transport} listener on {addr}")]
+    Bind {
+        transport: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the TURN relay port range {min}-{max} is empty or starts at 0")]
+    PortRange { min: u16, max: u16 },
+    #[error("cannot start the TURN server")]
+    Server(#[source] turn::Error),
+}
+
+/// Where a running TURN server can be reached (for `/api/p2p/ice-servers/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnInfo {
+    /// UDP and TCP (`turn:` / `stun:`).
+    pub udp_tcp_addr: SocketAddr,
+    /// TLS (`turns:`), when TLS is configured.
+    pub tls_addr: Option<SocketAddr>,
+    /// The IP relay addresses are advertised at.
+    pub relay_ip: IpAddr,
+    pub realm: String,
+}
+
+/// A running TURN server; it stops when the shutdown token given to [`TurnServer::start`] is
+/// cancelled.
+pub struct TurnServer {
+    info: TurnInfo,
+    task: JoinHandle<()>,
+}
+
+/// Tries to find a port free for both UDP and TCP when the listen port is 0.
+const PORT_ATTEMPTS: usize = 8;
+
+impl TurnServer {
+    /// Binds the UDP and TCP (and, with `tls`, TLS) listeners and starts serving.
+    pub async fn start(
+        settings: TurnSettings,
+        secret: TurnSecret,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Result<Self, TurnError> {
+        let (min, max) = (settings.relay_port_min, settings.relay_port_max);
+        if min == 0 || max < min {
+            return Err(TurnError::PortRange { min, max });
+        }
+        let (udp, tcp) = bind_udp_and_tcp(settings.listen).await?;
+        let udp_tcp_addr = udp.local_addr().map_err(|source| TurnError::Bind {
+            transport: "udp",
+            addr: settings.listen,
+            source,
+        })?;
+        let tls_listener =
+            match &tls {
+                None => None,
+                Some(_) => Some(TcpListener::bind(settings.tls_listen).await.map_err(
+                    |source| TurnError::Bind {
+                        transport: "tls",
+                        addr: settings.tls_listen,
+                        source,
+                    },
+                )?),
+            };
+        let tls_addr = tls_listener.as_ref().and_then(|l| l.local_addr().ok());
+
+        let bind_ip = settings.listen.ip();
+        let relay_ip = settings.external_ip.unwrap_or_else(|| {
+            if bind_ip.is_unspecified() {
+                first_non_loopback_ipv4()
+            } else {
+                bind_ip
+            }
+        });
+        let relay_bind_ip = if bind_ip.is_unspecified() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            bind_ip
+        };
+
+        let counters = Arc::new(Counters::new(&metrics.turn));
+        let ledger = Arc::new(Ledger::default());
+        let credentials = Arc::new(Credentials {
+            secret,
+            ledger: ledger.clone(),
+            counters: counters.clone(),
+        });
+        let policy = PeerPolicy::new(settings.allow_loopback_peers, settings.allow_private_peers);
+        let gate = Arc::new(Gate::new(
+            credentials.clone(),
+            policy.clone(),
+            settings.user_quota,
+            settings.allocation_lifetime,
+        ));
+        // A stream carries at least a Refresh per lifetime; one silent for longer is dead.
+        let idle_timeout = settings.allocation_lifetime + Duration::from_secs(60);
+
+        let mut listeners: Vec<Arc<dyn Conn + Send + Sync>> = vec![
+            Arc::new(udp),
+            Arc::new(
+                StreamConn::start(tcp, None, idle_timeout, counters.clone(), &shutdown).map_err(
+                    |source| TurnError::Bind {
+                        transport: "tcp",
+                        addr: udp_tcp_addr,
+                        source,
+                    },
+                )?,
+            ),
+        ];
+        if let (Some(listener), Some(config)) = (tls_listener, tls) {
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            listeners.push(Arc::new(
+                StreamConn::start(
+                    listener,
+                    Some(acceptor),
+                    idle_timeout,
+                    counters.clone(),
+                    &shutdown,
+                )
+                .map_err(|source| TurnError::Bind {
+                    transport: "tls",
+                    addr: settings.tls_listen,
+                    source,
+                })?,
+            ));
+        }
+        let conn_configs = listeners
+            .into_iter()
+            .map(|conn| ConnConfig {
+                conn: Arc::new(GuardConn::new(conn, gate.clone())),
+                relay_addr_generator: Box::new(RelayGenerator::new(
+                    relay_ip,
+                    relay_bind_ip,
+                    (min, max),
+                    policy.clone(),
+                    counters.clone(),
+                    settings.max_bitrate,
+                )),
+            })
+            .collect();
+
+        let (closed_tx, mut closed_rx) = tokio::sync::mpsc::channel(1024);
+        let server = Server::new(ServerConfig {
+            conn_configs,
+            realm: settings.realm.clone(),
+            auth_handler: Arc::new(RestAuth(credentials)),
+            // Zero = the crate's default (10 minutes), as coturn.
+            channel_bind_timeout: Duration::ZERO,
+            alloc_close_notify: Some(closed_tx),
+        })
+        .await
+        .map_err(TurnError::Server)?;
+
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    closed = closed_rx.recv() => match closed {
+                        Some(info) => ledger.closed(info.five_tuple.src_addr),
+                        None => break,
+                    },
+                    () = shutdown.cancelled() => break,
+                }
+            }
+            if let Err(error) = server.close().await {
+                tracing::warn!(%error, "TURN server did not close cleanly");
+            }
+        });
+
+        match tls_addr {
+            Some(tls_addr) => tracing::info!(
+                "TURN listening on udp+tcp {udp_tcp_addr} (relay {relay_ip}:{min}-{max}), tls {tls_addr}"
+            ),
+            None => tracing::info!(
+                "TURN listening on udp+tcp {udp_tcp_addr} (relay {relay_ip}:{min}-{max})"
+            ),
+        }
+        Ok(Self {
+            info: TurnInfo {
+                udp_tcp_addr,
+                tls_addr,
+                relay_ip,
+                realm: settings.realm,
+            },
+            task,
+        })
+    }
+
+    pub fn info(&self) -> &TurnInfo {
+        &self.info
+    }
+
+    pub fn udp_tcp_addr(&self) -> SocketAddr {
+        self.info.udp_tcp_addr
+    }
+
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.info.tls_addr
+    }
+
+    pub fn relay_ip(&self) -> IpAddr {
+        self.info.relay_ip
+    }
+
+    /// Waits until the server has stopped (after the shutdown token was cancelled).
+    pub async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// UDP and TCP on the same port. With port 0 the UDP socket picks it, and TCP may find it taken
+/// by another program: then both are tried again on another port.
+async fn bind_udp_and_tcp(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), TurnError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let udp = UdpSocket::bind(listen)
+            .await
+            .map_err(|source| TurnError::Bind {
+                transport: "udp",
+                addr: listen,
+                source,
+            })?;
+        let addr = udp.local_addr().map_err(|source| TurnError::Bind {
+            transport: "udp",
+            addr: listen,
+            source,
+        })?;
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(error)
+                if listen.port() == 0
+                    && error.kind() == std::io::ErrorKind::AddrInUse
+                    && attempt < PORT_ATTEMPTS => {}
+            Err(source) => {
+                return Err(TurnError::Bind {
+                    transport: "tcp",
+                    addr,
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// The relay address when listening on every interface: the first non-loopback IPv4 address,
+/// else 127.0.0.1 (a machine without a network can still relay to itself).
+fn first_non_loopback_ipv4() -> IpAddr {
+    if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|iface| !iface.is_loopback())
+        .map(|iface| iface.ip())
+        .find(IpAddr::is_ipv4)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
