@@ -3,12 +3,12 @@
 // direct (the server namespace forwards between them, so host candidates connect): from the
 // click on Start Video Call to `connected` on both sides, with bob answering the moment it
 // rings (a MutationObserver in the test's page clicks Accept). The two kinds of call alternate,
-// so neither gets all the cold starts. Prints every call, the selected candidate pair and the
-// median and max of each kind. Writes nothing; docs/BENCHMARKS.md quotes its output.
+// after a warm-up round that is not counted. Prints every call, its selected candidate pairs and
+// the median and max of each kind (logs go to test-artifacts/netns/); docs/BENCHMARKS.md quotes it.
 //
 //   bash tests/netns/run.sh --bench [--calls 10]     (as root; installs and builds first)
-//   node tests/netns/bench-call-setup.mjs [--calls 10] [--kinds relayed,direct] [--relay embedded|coturn]
-//                                       [--turn-listen 0.0.0.0:3478]
+//   node tests/netns/bench-call-setup.mjs [--calls 10] [--warmup 1] [--kinds relayed,direct]
+//                                         [--relay embedded|coturn] [--turn-listen 0.0.0.0:3478]
 
 import { parseArgs } from 'node:util';
 import { createTopology, SERVER_IP } from './topology.mjs';
@@ -27,6 +27,7 @@ import {
 const { values: args } = parseArgs({
   options: {
     calls: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '1' }, // calls of each kind first, not counted
     kinds: { type: 'string', default: 'relayed,direct' },
     relay: { type: 'string', default: 'embedded' }, // or `coturn`: Debian's, with use-auth-secret
     'turn-listen': { type: 'string', default: '0.0.0.0:3478' }, // the embedded server's address
@@ -35,6 +36,8 @@ const { values: args } = parseArgs({
 if (!['embedded', 'coturn'].includes(args.relay)) throw new Error('--relay takes embedded or coturn');
 const CALLS = Number(args.calls);
 if (!Number.isInteger(CALLS) || CALLS < 1 || CALLS > 100) throw new Error('--calls takes 1 to 100');
+const WARMUP = Number(args.warmup);
+if (!Number.isInteger(WARMUP) || WARMUP < 0 || WARMUP > 10) throw new Error('--warmup takes 0 to 10');
 const KINDS = args.kinds.split(',').filter((k) => k === 'relayed' || k === 'direct');
 if (KINDS.length === 0) throw new Error('--kinds takes relayed, direct or both');
 
@@ -78,11 +81,14 @@ try {
   await openChat(caller, server.chatId);
   await openChat(callee, server.chatId);
   console.log(
-    `server ${server.url} (HTTPS: ${Boolean(server.spki)}), relay: ${args.relay}, ${CALLS} calls of each kind, alternating`,
+    `server ${server.url} (HTTPS: ${Boolean(server.spki)}), relay: ${args.relay}, ` +
+      `${CALLS} calls of each kind after ${WARMUP} warm-up, alternating`,
   );
 
   const setups = Object.fromEntries(KINDS.map((kind) => [kind, []]));
-  for (let i = 1; i <= CALLS; i += 1) {
+  // The first calls pay for one-time work (the fake camera starting, code paths warming up):
+  // a warm-up round of each kind, printed but not counted, keeps that out of either figure.
+  for (let i = 1 - WARMUP; i <= CALLS; i += 1) {
     for (const kind of KINDS) {
       await topology.setDirect(kind === 'direct');
       await caller.getByTestId('start-call').click();
@@ -99,9 +105,9 @@ try {
       // Both pages run on this machine, so their Date.now() clocks are the same clock.
       const total = Math.max(a.connectedAt, b.connectedAt) - a.clickedAt;
       const at = (call, status) => ((call.statusLog.find((s) => s.status === status) || {}).at ?? NaN) - a.clickedAt;
-      setups[kind].push(total);
+      if (i > 0) setups[kind].push(total);
       console.log(
-        `call ${String(i).padStart(2)} ${kind.padEnd(7)}: ${String(total).padStart(5)} ms to connected on both sides ` +
+        `${i > 0 ? `call ${String(i).padStart(2)}` : 'warm-up'} ${kind.padEnd(7)}: ${String(total).padStart(5)} ms to connected on both sides ` +
           `(accepted at ${at(a, 'connecting')} ms; alice ${describe(pairA)}, bob ${describe(pairB)})`,
       );
       await caller.getByTestId('hangup').click();
