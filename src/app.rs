@@ -22,9 +22,8 @@ use crate::relay::{Relay, RelayParts, RelayPolicy};
 use crate::store::metered::Metered;
 use crate::store::{self, Store};
 use crate::tls::{Tls, TlsError, TlsListener};
-use crate::turn::ice_servers::EmbeddedTurn;
-use crate::turn::{self, ice_servers::IceServerList};
-use crate::turn::{TurnError, TurnInfo, TurnServer, TurnSettings};
+use crate::turn::ice_servers::{EmbeddedTurn, IceServerList};
+use crate::turn::{self, TurnError, TurnInfo, TurnServer, TurnSettings};
 use crate::Config;
 use axum::serve::{Listener, ListenerExt};
 use axum::Router;
@@ -128,28 +127,6 @@ impl App {
             ),
             None => Arc::new(LocalBus::new(hub.clone())),
         };
-        let turn_secret =
-            turn::secret::load_or_create(store.as_ref(), config.turn_secret.as_deref())
-                .await
-                .map_err(|source| StartError::Store {
-                    url: config.database_url.clone(),
-                    source,
-                })?;
-        let turn = if config.turn_enabled {
-            Some(
-                TurnServer::start(
-                    TurnSettings::from_config(&config),
-                    turn_secret.clone(),
-                    tls.as_ref().map(|tls| tls.turn_server_config()),
-                    metrics.clone(),
-                    shutdown.clone(),
-                )
-                .await
-                .map_err(StartError::Turn)?,
-            )
-        } else {
-            None
-        };
         let relay = Relay::new(RelayParts {
             store: store.clone(),
             clock: clock.clone(),
@@ -164,11 +141,33 @@ impl App {
             bus,
             metrics: metrics.clone(),
         });
-        let embedded_turn = turn.as_ref().map(|turn| EmbeddedTurn {
+        let turn_secret =
+            turn::secret::load_or_create(store.as_ref(), config.turn_secret.as_deref())
+                .await
+                .map_err(|source| StartError::Store {
+                    url: config.database_url.clone(),
+                    source,
+                })?;
+        let turn = if config.turn_enabled {
+            Some(
+                TurnServer::start(
+                    TurnSettings::from_config(&config),
+                    turn_secret.clone(),
+                    tls.as_ref().map(Tls::turn_server_config),
+                    metrics.clone(),
+                    shutdown.clone(),
+                )
+                .await
+                .map_err(StartError::Turn)?,
+            )
+        } else {
+            None
+        };
+        let embedded = turn.as_ref().map(|turn| EmbeddedTurn {
             port: turn.udp_tcp_addr().port(),
             tls_port: turn.tls_addr().map(|addr| addr.port()),
         });
-        let ice_servers = Arc::new(IceServerList::new(&config, turn_secret, embedded_turn));
+        let ice_servers = Arc::new(IceServerList::new(&config, turn_secret, embedded));
         let state = AppState {
             config: Arc::new(config),
             store,

@@ -81,9 +81,13 @@ impl Gate {
 
     fn inspect(&self, packet: &[u8], client: SocketAddr) -> Verdict {
         // Media: the server checks the channel against the allocation; the relay socket
-        // checks the peer. Nothing to decode here.
+        // checks the peer. Nothing to decode here. Without an allocation it is dropped here:
+        // the server would log an error line per packet.
         if ChannelData::is_channel_data(packet) {
-            return Verdict::Pass;
+            if self.ledger.has_allocation(client) {
+                return Verdict::Pass;
+            }
+            return Verdict::Drop;
         }
         if !is_message(packet) {
             self.credentials.counters.malformed.inc();
@@ -98,6 +102,9 @@ impl Gate {
             return Verdict::Drop;
         }
         if m.typ.class == CLASS_INDICATION {
+            if !self.ledger.has_allocation(client) {
+                return Verdict::Drop;
+            }
             if m.typ.method == METHOD_SEND && self.names_denied_peer(&m) {
                 self.credentials.counters.peers_denied.inc();
                 return Verdict::Drop;
@@ -195,8 +202,8 @@ impl Gate {
             _ => DEFAULT_LIFETIME,
         };
         let granted = Duration::from_secs(effective.min(self.lifetime_cap).as_secs().max(1));
-        if asked == Some(granted) {
-            return Verdict::Pass;
+        if granted == effective {
+            return Verdict::Pass; // the server grants exactly this on its own
         }
 
         let mut out = Message::new();

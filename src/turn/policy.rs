@@ -4,14 +4,15 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 /// The peer policy plus the set of relay addresses currently allocated (the exemption).
 #[derive(Debug, Clone)]
 pub struct PeerPolicy {
     allow_loopback: bool,
     allow_private: bool,
-    own_relays: Arc<Mutex<HashSet<SocketAddr>>>,
+    // Read on every packet between two relays of this server; written once per allocation.
+    own_relays: Arc<RwLock<HashSet<SocketAddr>>>,
 }
 
 impl PeerPolicy {
@@ -69,19 +70,19 @@ impl PeerPolicy {
     fn is_own_relay(&self, peer: SocketAddr) -> bool {
         let peer = SocketAddr::new(canonical(peer.ip()), peer.port());
         self.own_relays
-            .lock()
+            .read()
             .expect("the relay set's lock is never held across a panic")
             .contains(&peer)
     }
 
     /// Records relay addresses of a new allocation; they stay exempt until released.
     pub fn add_own_relays(&self, addrs: &[SocketAddr]) {
-        let mut set = self.own_relays.lock().expect("never poisoned");
+        let mut set = self.own_relays.write().expect("never poisoned");
         set.extend(addrs.iter().copied());
     }
 
     pub fn remove_own_relays(&self, addrs: &[SocketAddr]) {
-        let mut set = self.own_relays.lock().expect("never poisoned");
+        let mut set = self.own_relays.write().expect("never poisoned");
         for addr in addrs {
             set.remove(addr);
         }

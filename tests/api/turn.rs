@@ -271,7 +271,8 @@ async fn a_valid_credential_relays_over_tcp_to_a_loopback_peer_when_allowed() {
     );
 }
 
-/// A rustls server config with a fresh self-signed certificate for `localhost`.
+/// A rustls server config with a fresh self-signed certificate for `localhost`, offering the
+/// ALPN protocols of the HTTPS server it is shared with.
 fn self_signed_tls() -> Arc<rustls::ServerConfig> {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let key = rustls::pki_types::PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
@@ -283,6 +284,8 @@ fn self_signed_tls() -> Arc<rustls::ServerConfig> {
     .with_no_client_auth()
     .with_single_cert(vec![certified.cert.der().clone()], key.into())
     .unwrap();
+    let mut config = config;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Arc::new(config)
 }
 
@@ -709,4 +712,135 @@ async fn an_allocation_flood_from_one_user_is_capped_and_others_are_still_served
     .await;
     assert!(other.success, "{}", other.output);
     assert_eq!(other.lost_packets(), Some(0), "{}", other.output);
+}
+
+#[tokio::test]
+async fn two_clients_relay_to_each_other_although_the_relay_address_is_a_denied_range() {
+    // Default policy: loopback peers are denied, and the relay address here is 127.0.0.1. The
+    // server's own relay addresses stay reachable, as on a LAN where they are private.
+    let (app, server) = turn_app(|_| {}).await;
+    let run = uclient(&client_args(
+        server,
+        &mint(1, 600),
+        &["-y", "-n", "20", "-l", "200", "-z", "5"],
+    ))
+    .await;
+    assert!(run.success, "{}", run.output);
+    assert_eq!(run.lost_packets(), Some(0), "{}", run.output);
+    assert!(
+        metric(
+            &app,
+            "switchboard_turn_relayed_packets_total{direction=\"to_peer\"}"
+        ) >= 20.0,
+        "{}",
+        app.metrics.encode()
+    );
+    assert_eq!(metric(&app, "switchboard_turn_peers_denied_total"), 0.0);
+}
+
+#[tokio::test]
+async fn the_bitrate_cap_drops_what_an_allocation_relays_beyond_it() {
+    // 100 kbit/s per allocation: the burst (64 KiB) passes, the rest of ~240 KB sent within a
+    // fraction of a second does not.
+    let (app, server) = turn_app(|c| {
+        c.turn_allow_loopback_peers = true;
+        c.turn_max_bitrate = Some(100_000);
+    })
+    .await;
+    let peer = start_peer().await;
+    let port = peer.port.to_string();
+    let run = uclient(&client_args(
+        server,
+        &mint(1, 600),
+        &[
+            "-c",
+            "-e",
+            "127.0.0.1",
+            "-r",
+            &port,
+            "-n",
+            "200",
+            "-l",
+            "1200",
+            "-z",
+            "1",
+        ],
+    ))
+    .await;
+    let (sent, received) = run.totals().unwrap_or_else(|| panic!("{}", run.output));
+    assert_eq!(sent, 200, "{}", run.output);
+    // Both directions share the bucket: at most ~64 KiB plus the refill comes back.
+    assert!(
+        received < 100,
+        "{received} of 200 came back\n{}",
+        run.output
+    );
+    let relayed = metric(
+        &app,
+        "switchboard_turn_relayed_bytes_total{direction=\"to_peer\"}",
+    );
+    assert!(
+        relayed < 120_000.0,
+        "{relayed} of 240000 bytes relayed to the peer"
+    );
+}
+
+#[tokio::test]
+async fn a_taken_port_is_a_typed_error_naming_the_address() {
+    let taken = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = taken.local_addr().unwrap();
+    let settings = TurnSettings {
+        listen: addr,
+        ..test_settings()
+    };
+    let result = TurnServer::start(
+        settings,
+        TurnSecret::new(SECRET),
+        None,
+        Arc::new(Metrics::default()),
+        CancellationToken::new(),
+    )
+    .await;
+    match result {
+        Err(
+            error @ switchboard::turn::TurnError::Bind {
+                transport: "udp", ..
+            },
+        ) => {
+            assert!(error.to_string().contains(&addr.to_string()), "{error}");
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(_) => panic!("bound a taken port"),
+    }
+}
+
+#[tokio::test]
+async fn with_tls_on_the_app_serves_turns_with_its_https_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: format!("sqlite://{}", dir.path().join("turn.db").display()),
+        tls_self_signed: true,
+        tls_self_signed_dir: dir.path().join("self-signed"),
+        turn_enabled: true,
+        turn_listen: "127.0.0.1:0".parse().unwrap(),
+        turn_tls_listen: "127.0.0.1:0".parse().unwrap(),
+        turn_secret: Some(SECRET.to_owned()),
+        turn_allow_loopback_peers: true,
+        ..Config::default()
+    };
+    let app = switchboard::App::build(config).await.expect("app builds");
+    let turn = app.turn().expect("the TURN server runs");
+    let tls = turn.tls_addr.expect("TURN over TLS is on with TLS");
+    let shutdown = app.shutdown_token();
+    let _stop = shutdown.drop_guard();
+    tokio::spawn(app.run_until_stopped());
+
+    let peer = start_peer().await;
+    let mut extra = vec!["-t".to_owned(), "-S".to_owned()];
+    extra.extend(relay_to_peer_args(&peer));
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let run = uclient(&client_args(tls, &mint(1, 600), &extra)).await;
+    assert!(run.success, "{}", run.output);
+    assert_eq!(run.lost_packets(), Some(0), "{}", run.output);
 }
