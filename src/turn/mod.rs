@@ -149,12 +149,14 @@ impl TurnServer {
         if min == 0 || max < min {
             return Err(TurnError::PortRange { min, max });
         }
-        let (udp, tcp) = bind_udp_and_tcp(settings.listen).await?;
-        if let Err(error) = socket2::SockRef::from(&udp).set_recv_buffer_size(UDP_RECV_BUFFER) {
-            tracing::warn!(%error, "cannot enlarge the TURN UDP receive buffer");
+        let (udps, tcp) = bind_udp_and_tcp(settings.listen).await?;
+        for (udp, _) in &udps {
+            if let Err(error) = socket2::SockRef::from(udp).set_recv_buffer_size(UDP_RECV_BUFFER) {
+                tracing::warn!(%error, "cannot enlarge the TURN UDP receive buffer");
+            }
         }
-        let udp_tcp_addr = udp.local_addr().map_err(|source| TurnError::Bind {
-            transport: "udp",
+        let udp_tcp_addr = tcp.local_addr().map_err(|source| TurnError::Bind {
+            transport: "tcp",
             addr: settings.listen,
             source,
         })?;
@@ -179,10 +181,16 @@ impl TurnServer {
                 bind_ip
             }
         });
-        let relay_bind_ip = if bind_ip.is_unspecified() {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        } else {
+        // Relay sockets send from the address they advertise (unless behind a 1:1 NAT, where the
+        // advertised address is not ours): one bound to 0.0.0.0 would send from whichever
+        // address the route to the peer picks, and a peer (or its NAT) that was told the relay
+        // is at `relay_ip` drops packets from another address.
+        let relay_bind_ip = if !bind_ip.is_unspecified() {
             bind_ip
+        } else if settings.external_ip.is_none() {
+            relay_ip
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         };
 
         let counters = Arc::new(Counters::new(&metrics.turn));
@@ -202,8 +210,14 @@ impl TurnServer {
         // A stream carries at least a Refresh per lifetime; one silent for longer is dead.
         let idle_timeout = settings.allocation_lifetime + Duration::from_secs(60);
 
-        let mut listeners: Vec<Arc<dyn Conn + Send + Sync>> = vec![
-            Arc::new(udp),
+        // Each listener with the relay address and bind address of its relay sockets. A UDP
+        // socket of one local address relays from that address: the client reached it there.
+        let mut listeners: Vec<(Arc<dyn Conn + Send + Sync>, IpAddr, IpAddr)> = Vec::new();
+        for (udp, local_ip) in udps {
+            let relay = settings.external_ip.unwrap_or(local_ip);
+            listeners.push((Arc::new(udp), relay, local_ip));
+        }
+        listeners.push((
             Arc::new(
                 StreamConn::start(tcp, None, idle_timeout, counters.clone(), &shutdown).map_err(
                     |source| TurnError::Bind {
@@ -213,7 +227,9 @@ impl TurnServer {
                     },
                 )?,
             ),
-        ];
+            relay_ip,
+            relay_bind_ip,
+        ));
         if let (Some(listener), Some(config)) = (tls_listener, tls) {
             // The HTTPS config offers h2/http1.1 by ALPN; a TURN client offering something else
             // (RFC 7443's "stun.turn") would be refused. Without ALPN the server ignores the
@@ -221,24 +237,28 @@ impl TurnServer {
             let mut config = (*config).clone();
             config.alpn_protocols.clear();
             let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-            listeners.push(Arc::new(
-                StreamConn::start(
-                    listener,
-                    Some(acceptor),
-                    idle_timeout,
-                    counters.clone(),
-                    &shutdown,
-                )
-                .map_err(|source| TurnError::Bind {
-                    transport: "tls",
-                    addr: settings.tls_listen,
-                    source,
-                })?,
+            listeners.push((
+                Arc::new(
+                    StreamConn::start(
+                        listener,
+                        Some(acceptor),
+                        idle_timeout,
+                        counters.clone(),
+                        &shutdown,
+                    )
+                    .map_err(|source| TurnError::Bind {
+                        transport: "tls",
+                        addr: settings.tls_listen,
+                        source,
+                    })?,
+                ),
+                relay_ip,
+                relay_bind_ip,
             ));
         }
         let conn_configs = listeners
             .into_iter()
-            .map(|conn| ConnConfig {
+            .map(|(conn, relay_ip, relay_bind_ip)| ConnConfig {
                 conn: Arc::new(GuardConn::new(conn, gate.clone())),
                 relay_addr_generator: Box::new(RelayGenerator::new(
                     relay_ip,
@@ -319,26 +339,63 @@ impl TurnServer {
     }
 }
 
-/// UDP and TCP on the same port. With port 0 the UDP socket picks it, and TCP may find it taken
-/// by another program: then both are tried again on another port.
-async fn bind_udp_and_tcp(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), TurnError> {
+/// UDP and TCP on the same port. With port 0 the first UDP socket picks it, and TCP (or another
+/// address's UDP socket) may find it taken by another program: then all are tried again on
+/// another port.
+///
+/// On an unspecified address (`0.0.0.0`, `[::]`) TCP listens there, but UDP gets one socket per
+/// local address of that family: a UDP socket bound to the unspecified address answers from
+/// whichever address the route back picks, and on a host with several addresses a client
+/// (a browser checks) drops TURN answers from another address than the one it asked. coturn
+/// listens per address for the same reason. Addresses added after start are not listened on.
+async fn bind_udp_and_tcp(
+    listen: SocketAddr,
+) -> Result<(Vec<(UdpSocket, IpAddr)>, TcpListener), TurnError> {
+    let ips = if listen.ip().is_unspecified() {
+        local_addresses(listen.ip().is_ipv4())
+    } else {
+        vec![listen.ip()]
+    };
     let mut attempt = 0;
-    loop {
+    'attempt: loop {
         attempt += 1;
-        let udp = UdpSocket::bind(listen)
-            .await
-            .map_err(|source| TurnError::Bind {
-                transport: "udp",
-                addr: listen,
-                source,
-            })?;
-        let addr = udp.local_addr().map_err(|source| TurnError::Bind {
-            transport: "udp",
-            addr: listen,
-            source,
-        })?;
+        let mut port = listen.port();
+        let mut udps = Vec::with_capacity(ips.len());
+        for &ip in &ips {
+            let addr = SocketAddr::new(ip, port);
+            match UdpSocket::bind(addr).await {
+                Ok(udp) => {
+                    if port == 0 {
+                        port = udp
+                            .local_addr()
+                            .map_err(|source| TurnError::Bind {
+                                transport: "udp",
+                                addr,
+                                source,
+                            })?
+                            .port();
+                    }
+                    udps.push((udp, ip));
+                }
+                Err(error)
+                    if listen.port() == 0
+                        && error.kind() == std::io::ErrorKind::AddrInUse
+                        && attempt < PORT_ATTEMPTS =>
+                {
+                    continue 'attempt
+                }
+                Err(source) => {
+                    return Err(TurnError::Bind {
+                        transport: "udp",
+                        addr,
+                        source,
+                    })
+                }
+            }
+        }
+        let addr = SocketAddr::new(listen.ip(), port);
         match TcpListener::bind(addr).await {
-            Ok(tcp) => return Ok((udp, tcp)),
+            Ok(tcp) => return Ok((udps, tcp)),
             Err(error)
                 if listen.port() == 0
                     && error.kind() == std::io::ErrorKind::AddrInUse
@@ -352,6 +409,28 @@ async fn bind_udp_and_tcp(listen: SocketAddr) -> Result<(UdpSocket, TcpListener)
             }
         }
     }
+}
+
+/// Every local address of one family, loopback included (a browser on this machine asks there).
+fn local_addresses(ipv4: bool) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|iface| iface.ip())
+        .filter(|ip| ip.is_ipv4() == ipv4)
+        // Link-local IPv6 addresses need a scope id to bind; browsers do not use them for TURN.
+        .filter(|ip| !matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80))
+        .collect();
+    ips.sort();
+    ips.dedup();
+    if ips.is_empty() {
+        ips.push(if ipv4 {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        });
+    }
+    ips
 }
 
 /// The relay address when listening on every interface: the first non-loopback IPv4 address,
