@@ -25,6 +25,11 @@ ensure_services() {
     redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { echo "error: Redis is required on 127.0.0.1:6379"; exit 1; }
   fi
   command -v redis-server >/dev/null || { echo "error: the redis-server binary is required (the Redis restart test runs its own)"; exit 1; }
+  # The TURN tests drive the embedded server with coturn's independent client and echo peer.
+  if ! command -v turnutils_uclient >/dev/null || ! command -v turnutils_peer >/dev/null; then
+    echo "installing coturn (turnutils_uclient, turnutils_peer) for the TURN tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq coturn
+  fi
 }
 
 step "cargo fmt --check"
@@ -40,10 +45,14 @@ step "cargo test (unit tests; API, real-time, CLI and multi-node tests; store: S
 cargo test --workspace --locked
 
 step "the API and real-time suite again, against the PostgreSQL store"
-SWITCHBOARD_TEST_STORE=postgres cargo test --locked --test api -- --skip cluster::
+# TLS and TURN do not touch the store beyond start-up: once, on SQLite, is enough.
+SWITCHBOARD_TEST_STORE=postgres cargo test --locked --test api -- --skip cluster:: --skip tls:: --skip turn::
 
 step "browser tests (Chromium driven by Playwright; two users, a real video call)"
 bash tests/browser/run.sh
+
+step "cross-network browser tests (server, alice, bob in network namespaces; HTTPS; calls through the embedded TURN)"
+bash tests/netns/run.sh
 
 step "benchmark smoke run (switchboard-bench --quick against Switchboard and PeerJS: 0 lost, duplicated, reordered)"
 bash bench/smoke.sh

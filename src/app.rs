@@ -22,7 +22,8 @@ use crate::relay::{Relay, RelayParts, RelayPolicy};
 use crate::store::metered::Metered;
 use crate::store::{self, Store};
 use crate::tls::{Tls, TlsError, TlsListener};
-use crate::turn::{self, ice_servers::IceServerList};
+use crate::turn::ice_servers::{EmbeddedTurn, IceServerList};
+use crate::turn::{self, TurnError, TurnInfo, TurnServer, TurnSettings};
 use crate::Config;
 use axum::serve::{Listener, ListenerExt};
 use axum::Router;
@@ -35,6 +36,8 @@ pub struct App {
     redirect_listener: Option<TcpListener>,
     state: AppState,
     shutdown: CancellationToken,
+    /// The embedded STUN/TURN server, when `turn_enabled`.
+    turn: Option<TurnServer>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +54,8 @@ pub enum StartError {
     RedirectWithoutTls,
     #[error("cannot set up TLS")]
     Tls(#[from] TlsError),
+    #[error("cannot start the embedded TURN server")]
+    Turn(#[source] TurnError),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -143,7 +148,26 @@ impl App {
                     url: config.database_url.clone(),
                     source,
                 })?;
-        let ice_servers = Arc::new(IceServerList::new(&config, turn_secret, None));
+        let turn = if config.turn_enabled {
+            Some(
+                TurnServer::start(
+                    TurnSettings::from_config(&config),
+                    turn_secret.clone(),
+                    tls.as_ref().map(Tls::turn_server_config),
+                    metrics.clone(),
+                    shutdown.clone(),
+                )
+                .await
+                .map_err(StartError::Turn)?,
+            )
+        } else {
+            None
+        };
+        let embedded = turn.as_ref().map(|turn| EmbeddedTurn {
+            port: turn.udp_tcp_addr().port(),
+            tls_port: turn.tls_addr().map(|addr| addr.port()),
+        });
+        let ice_servers = Arc::new(IceServerList::new(&config, turn_secret, embedded));
         let state = AppState {
             config: Arc::new(config),
             store,
@@ -160,6 +184,7 @@ impl App {
             redirect_listener,
             state,
             shutdown,
+            turn,
         })
     }
 
@@ -194,6 +219,11 @@ impl App {
             .expect("a bound listener has an address")
     }
 
+    /// Where the embedded TURN server listens, when it runs.
+    pub fn turn(&self) -> Option<TurnInfo> {
+        self.turn.as_ref().map(|turn| turn.info().clone())
+    }
+
     pub fn port(&self) -> u16 {
         self.local_addr().port()
     }
@@ -224,6 +254,7 @@ impl App {
             redirect_listener,
             state,
             shutdown,
+            turn,
         } = self;
         let config = state.config.clone();
         let cleanup_task = tokio::spawn(cleanup::run(
@@ -285,6 +316,10 @@ impl App {
             task.abort();
         }
         cleanup_task.abort();
+        if let Some(turn) = turn {
+            // The token is cancelled by now; the TURN server closes its allocations.
+            let _ = tokio::time::timeout(config.shutdown_grace, turn.stopped()).await;
+        }
         tracing::info!("Switchboard stopped");
         result
     }

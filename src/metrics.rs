@@ -62,6 +62,70 @@ pub struct Metrics {
     pub store_queries: Counter,
     /// 1 while the bus can wake other nodes (always 1 with the in-process bus).
     pub bus_connected: Gauge,
+    pub turn: TurnMetrics,
+}
+
+/// The embedded TURN server's metrics (`switchboard_turn_*`).
+#[derive(Default)]
+pub struct TurnMetrics {
+    /// Allocations alive now.
+    pub allocations: Gauge,
+    /// Payload bytes the relay sockets sent to peers / received from peers.
+    pub relayed_bytes: Family<DirectionLabel, Counter>,
+    pub relayed_packets: Family<DirectionLabel, Counter>,
+    /// Requests refused by credential check or quota, per reason.
+    pub auth_failures: Family<ReasonLabel, Counter>,
+    /// Permissions, channel binds and packets refused because the peer is in a denied range.
+    pub peers_denied: Counter,
+    /// Datagrams and stream frames that are neither STUN nor ChannelData, or fail to decode.
+    pub malformed: Counter,
+}
+
+/// Which way a relayed packet went: `to_peer` (client → relay → peer) or `to_client`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabel {
+    pub direction: &'static str,
+}
+
+/// Why a TURN request was refused: `malformed`, `expired`, `bad_signature` or `quota`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+impl TurnMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "turn_allocations",
+            "TURN allocations alive on this node",
+            self.allocations.clone(),
+        );
+        registry.register(
+            "turn_relayed_bytes",
+            "Payload bytes relayed by the TURN server, per direction (to_peer, to_client)",
+            self.relayed_bytes.clone(),
+        );
+        registry.register(
+            "turn_relayed_packets",
+            "Packets relayed by the TURN server, per direction (to_peer, to_client)",
+            self.relayed_packets.clone(),
+        );
+        registry.register(
+            "turn_auth_failures",
+            "TURN requests refused, per reason (malformed, expired, bad_signature, quota)",
+            self.auth_failures.clone(),
+        );
+        registry.register(
+            "turn_peers_denied",
+            "TURN permissions, channel binds and packets refused because the peer address is denied",
+            self.peers_denied.clone(),
+        );
+        registry.register(
+            "turn_malformed",
+            "TURN datagrams and stream frames dropped as malformed",
+            self.malformed.clone(),
+        );
+    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -83,6 +147,7 @@ impl Default for Metrics {
             requests_rejected: Family::default(),
             store_queries: Counter::default(),
             bus_connected: Gauge::default(),
+            turn: TurnMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -135,6 +200,7 @@ impl Default for Metrics {
             "1 while the bus can wake other nodes; 0 while Redis is unreachable (catch-up mode)",
             metrics.bus_connected.clone(),
         );
+        metrics.turn.register(&mut registry);
         metrics.bus_connected.set(1);
         Self {
             registry,

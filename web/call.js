@@ -416,6 +416,10 @@ export class CallManager {
     }
     try {
       await call.pc.addIceCandidate(candidate);
+      // Checks from the other side's relay can connect before its relay candidate arrives: the
+      // selected pair's far end is then peer-reflexive ("direct") until this candidate renames
+      // it `relay`. Read the media path again.
+      if (call.connectedAt && call.path !== 'relayed') this.learnPath(call);
     } catch (err) {
       if (!call.ignoreOffer) console.warn(`[CallJS] Could not add an ICE candidate: ${err.message}`);
     }

@@ -20,6 +20,14 @@ impl TurnSecret {
         Self(secret.into())
     }
 
+    /// 256 random bits, base64: for a server whose secret is not configured.
+    pub fn random() -> Self {
+        use rand_core::{OsRng, RngCore};
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        Self(BASE64_STANDARD.encode(bytes))
+    }
+
     /// The secret as coturn's `static-auth-secret` wants it.
     pub fn expose(&self) -> &str {
         &self.0

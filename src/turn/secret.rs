@@ -3,10 +3,6 @@
 //! start and kept in the store, so every node of a deployment — and every restart — signs and
 //! checks credentials with the same secret.
 
-use base64::prelude::BASE64_STANDARD;
-use base64::Engine;
-use rand_core::{OsRng, RngCore};
-
 use super::credentials::TurnSecret;
 use crate::store::{Store, StoreResult};
 
@@ -19,9 +15,9 @@ pub async fn load_or_create(
     if let Some(secret) = configured {
         return Ok(TurnSecret::new(secret));
     }
-    let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    let candidate = BASE64_STANDARD.encode(bytes);
-    let secret = store.setting_or_insert(SETTING_KEY, &candidate).await?;
+    let candidate = TurnSecret::random();
+    let secret = store
+        .setting_or_insert(SETTING_KEY, candidate.expose())
+        .await?;
     Ok(TurnSecret::new(secret))
 }

@@ -17,6 +17,8 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     pub config: Config,
     pub database_url: String,
+    /// The embedded TURN server's addresses, when the test turned it on.
+    pub turn: Option<switchboard::turn::TurnInfo>,
     shutdown: CancellationToken,
     _dir: TempDir,
     _postgres: Option<TestDatabase>,
@@ -59,6 +61,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let store = app.store();
     let metrics = app.metrics();
     let shutdown = app.shutdown_token();
+    let turn = app.turn();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -67,6 +70,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         store,
         config,
         database_url,
+        turn,
         shutdown,
         _dir: dir,
         _postgres: postgres,

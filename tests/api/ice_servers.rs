@@ -98,3 +98,54 @@ async fn a_generated_secret_is_kept_in_the_store_and_shared() {
         ))
     );
 }
+
+#[tokio::test]
+async fn the_embedded_server_is_named_by_the_host_the_browser_used() {
+    let app = spawn_app_with(|c| {
+        c.turn_enabled = true;
+        c.turn_listen = "127.0.0.1:0".parse().unwrap();
+        c.turn_secret = Some("s3cret".into());
+    })
+    .await;
+    let port = app.turn.as_ref().expect("TURN runs").udp_tcp_addr.port();
+    let alice = app.register("alice").await;
+    let (status, body) = alice.get("/api/p2p/ice-servers/").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["iceServers"][0],
+        json!({"urls": [format!("stun:127.0.0.1:{port}")]})
+    );
+    let turn = turn_entry(&body);
+    assert_eq!(
+        turn["urls"],
+        json!([
+            format!("turn:127.0.0.1:{port}?transport=udp"),
+            format!("turn:127.0.0.1:{port}?transport=tcp")
+        ]),
+        "no turns: without TLS"
+    );
+    let (_, password) = credentials::check(
+        &TurnSecret::new("s3cret"),
+        turn["username"].as_str().unwrap(),
+        app.clock.now().millis() as u64 / 1000,
+    )
+    .unwrap();
+    assert_eq!(turn["credential"], json!(password));
+}
+
+#[tokio::test]
+async fn turn_public_host_overrides_the_request_host() {
+    let app = spawn_app_with(|c| {
+        c.turn_enabled = true;
+        c.turn_listen = "127.0.0.1:0".parse().unwrap();
+        c.turn_public_host = Some("turn.example.org".into());
+    })
+    .await;
+    let port = app.turn.as_ref().expect("TURN runs").udp_tcp_addr.port();
+    let alice = app.register("alice").await;
+    let (_, body) = alice.get("/api/p2p/ice-servers/").await;
+    assert_eq!(
+        turn_entry(&body)["urls"][0],
+        json!(format!("turn:turn.example.org:{port}?transport=udp"))
+    );
+}

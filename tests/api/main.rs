@@ -12,4 +12,5 @@ mod push_clients;
 mod realtime;
 mod relay;
 mod tls;
+mod turn;
 mod validation;
