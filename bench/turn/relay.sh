@@ -22,7 +22,7 @@
 # see the run-to-run spread): `coturn` (Debian's turnserver), `switchboard` (the embedded TURN
 # server of `switchboard serve`), `webrtc-turn` (bench/turn/reference: the webrtc-rs `turn`
 # crate with nothing around it), `webrtc-turn-rcvbuf` (the same, its listener's receive buffer
-# raised to 4 MiB).
+# raised to 4 MiB), `webrtc-turn-1thread` (the same on a current-thread tokio runtime).
 #
 # --rounds K: the list of servers K times over (coturn, switchboard, coturn, switchboard, …), so
 # each kind is measured at several moments of a shared machine; the target line compares means.
@@ -292,6 +292,9 @@ server_rcvbuf() { # pid port: the receive buffer of the server's listener, and o
 # is silently capped by the kernel).
 start_webrtc_turn_rcvbuf() { start_webrtc_turn "$1" 4194304; }
 
+# The same on a current-thread tokio runtime (one thread instead of one per core).
+start_webrtc_turn_1thread() { TURN_REFERENCE_RUNTIME=current-thread start_webrtc_turn "$1"; }
+
 stop_server() {
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
@@ -314,7 +317,8 @@ for kind in "${server_list[@]}"; do
         switchboard) starter=start_switchboard ;;
         webrtc-turn) starter=start_webrtc_turn ;;
         webrtc-turn-rcvbuf) starter=start_webrtc_turn_rcvbuf ;;
-        *) say "unknown server: $kind (coturn, switchboard, webrtc-turn or webrtc-turn-rcvbuf)"; exit 64 ;;
+        webrtc-turn-1thread) starter=start_webrtc_turn_1thread ;;
+        *) say "unknown server: $kind (coturn, switchboard, webrtc-turn, webrtc-turn-rcvbuf, webrtc-turn-1thread)"; exit 64 ;;
     esac
     say "[$name] starting"
     if ! "$starter" "$name"; then

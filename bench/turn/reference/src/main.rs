@@ -52,8 +52,17 @@ impl AuthHandler for RestAuth {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // TURN_REFERENCE_RUNTIME=current-thread: one thread, so a packet's tasks never wake a
+    // worker on the other core (the multi-thread default hands work across threads).
+    let mut runtime = match std::env::var("TURN_REFERENCE_RUNTIME").as_deref() {
+        Ok("current-thread") => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    runtime.enable_all().build()?.block_on(serve())
+}
+
+async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (listen, secret, realm, min, max, rcvbuf) = match args.as_slice() {
         [l, s, r, min, max] => (l, s, r, min, max, None),
