@@ -88,9 +88,13 @@ if ! command -v turnserver >/dev/null || ! command -v turnutils_uclient >/dev/nu
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y coturn >&2 || { apt-get update >&2 && apt-get install -y coturn >&2; }
 fi
-for tool in openssl curl ss awk; do
+for tool in openssl curl ss awk stdbuf; do
     command -v "$tool" >/dev/null || { say "missing $tool"; exit 2; }
 done
+if (( profile_s > 0 )) && ! command -v perf >/dev/null; then
+    say "--profile needs perf (Debian: linux-perf); running without a profile"
+    profile_s=0
+fi
 
 reference_bin="$target_dir/release/turn-reference"
 if [[ ",$servers," == *",webrtc-turn"* ]]; then
