@@ -84,6 +84,24 @@ async function sha256Fingerprint(certFile) {
 }
 
 /**
+ * Stops `child` (SIGTERM, then SIGKILL after 5 s), keeps its log in test-artifacts/netns/ under
+ * `label`, and removes its working directory `dir`.
+ */
+function stopper(child, exited, log, label, dir) {
+  return async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.exitCode === null && child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    await mkdir(ARTIFACTS, { recursive: true });
+    await writeFile(path.join(ARTIFACTS, `${label}.log`), log());
+    await rm(dir, { recursive: true, force: true });
+  };
+}
+
+/**
  * Starts `switchboard serve --listen 10.231.1.1:8443` in the server namespace with a fresh
  * SQLite file holding alice, bob and their chat (made with the CLI), TLS with a self-signed
  * certificate for 10.231.1.1 and the embedded TURN server on 0.0.0.0:3478, plus `env`.
@@ -128,17 +146,7 @@ export async function startServer(topology, { env = {}, label = 'server' } = {})
   });
   const exited = new Promise((resolve) => child.once('exit', resolve));
 
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.exitCode === null && child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-    await mkdir(ARTIFACTS, { recursive: true });
-    await writeFile(path.join(ARTIFACTS, `${label}.log`), log);
-    await rm(dir, { recursive: true, force: true });
-  };
+  const stop = stopper(child, exited, () => log, label, dir);
 
   try {
     // The process says it is listening…
@@ -450,17 +458,7 @@ export async function startCoturn(topology, secret, { label = 'coturn', denyPriv
   child.stdout.on('data', (chunk) => (log += chunk));
   child.stderr.on('data', (chunk) => (log += chunk));
   const exited = new Promise((resolve) => child.once('exit', resolve));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.exitCode === null && child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-    await mkdir(ARTIFACTS, { recursive: true });
-    await writeFile(path.join(ARTIFACTS, `${label}.log`), log);
-    await rm(dir, { recursive: true, force: true });
-  };
+  const stop = stopper(child, exited, () => log, label, dir);
   try {
     await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`coturn did not start in 20 s:\n${log}`)), 20000);

@@ -182,6 +182,10 @@ test('credentials that expire mid-call do not drop it: media still flows 40 s on
       return pair && `${pair.localAddress} -> ${pair.remoteAddress}`;
     };
     const pairsAtStart = [await ends(alice), await ends(bob)];
+    // The relay allocations each side holds, made while its credentials were still valid.
+    const relaysOf = async (page) =>
+      (await candidates(page)).filter((c) => c.startsWith('local relay ')).map((c) => c.split(' ')[2]).sort();
+    const relaysAtStart = [await relaysOf(alice), await relaysOf(bob)];
     const expiries = (await turnUsernames(alice)).concat(await turnUsernames(bob)).map((u) => Number(String(u).split(':')[0]));
     assert.ok(expiries.length > 0 && expiries.every(Number.isFinite), `TURN usernames carry their expiry: ${expiries}`);
 
@@ -204,8 +208,16 @@ test('credentials that expire mid-call do not drop it: media still flows 40 s on
     assert.ok(expiries.every((expiry) => expiry < now - 20), `credentials ${expiries} expired well before ${now}`);
     // The same allocations still carry it — 40 s is twice their 20 s lifetime, so they were
     // refreshed with the expired credentials — not new ones from an ICE restart.
+    // ICE may move between working relay pairs (e.g. from a TCP- to a UDP-based allocation, which
+    // it prefers), so the pair itself may change; what must not happen is a new allocation: one
+    // made now would have been refused (the credentials have expired).
     const pairsAtEnd = [await ends(alice), await ends(bob)];
-    assert.deepEqual(pairsAtEnd, pairsAtStart, 'the selected pairs (and their relay addresses) did not change');
+    const relaysAtEnd = [await relaysOf(alice), await relaysOf(bob)];
+    assert.deepEqual(relaysAtEnd, relaysAtStart, `no new relay allocations (pairs ${pairsAtStart} → ${pairsAtEnd})`);
+    for (const [i, page] of [alice, bob].entries()) {
+      const local = (await selectedPair(page)).localAddress;
+      assert.ok(relaysAtStart[i].includes(local), `${page.who} relays through ${local}, one of ${relaysAtStart[i]}`);
+    }
     assert.ok(isRelayed(await selectedPair(alice)) && isRelayed(await selectedPair(bob)), 'still relayed');
     for (const page of [alice, bob]) {
       const statuses = await page.evaluate(() => window.switchboard.call.statusLog.map((s) => s.status));
