@@ -5,9 +5,11 @@
 // an ApiError with the HTTP status and the server's own `error` text, so the UI can show it.
 
 export class ApiError extends Error {
-  constructor(status, message, { retryAfterMs = null } = {}) {
+  constructor(status, message, { retryAfterMs = null, code = null } = {}) {
     super(message);
     this.name = 'ApiError';
+    // The server's machine-readable reason, when it gives one (a 409's `answered_elsewhere`).
+    this.code = code;
     // 0 means the request never got an answer (network down, server gone, aborted).
     this.status = status;
     this.retryAfterMs = retryAfterMs;
@@ -67,7 +69,10 @@ export async function request(method, path, body, { signal, keepalive = false } 
   }
   if (!response.ok || (data && data.success === false)) {
     const message = (data && data.error) || `${method} ${path} failed (HTTP ${response.status})`;
-    throw new ApiError(response.status, message, { retryAfterMs: retryAfterMs(response) });
+    throw new ApiError(response.status, message, {
+      retryAfterMs: retryAfterMs(response),
+      code: (data && data.code) || null,
+    });
   }
   if (data && data.csrf_token) lastKnownCsrfToken = data.csrf_token;
   return data;
@@ -88,6 +93,8 @@ export const api = {
   createChat: (usernames, title) => post('/api/chats/', { participants: usernames, title: title || undefined }),
   messages: (chatId) => get(`/api/chats/${chatId}/messages/?limit=200`),
   postMessage: (chatId, body) => post(`/api/chats/${chatId}/messages/`, { body }),
+  markRead: (chatId, upto) => post(`/api/chats/${chatId}/read`, { upto }),
+  activeCalls: () => get('/api/calls/active'),
 
   iceServers: () => get('/api/p2p/ice-servers/'),
   sendSignal: (signal, options) => post('/api/p2p/send-signal/', signal, options),

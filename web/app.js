@@ -7,6 +7,8 @@ import { api, ApiError } from './api.js';
 import { config } from './config.js';
 import { SignalTransport } from './transport.js';
 import { CallManager, isCallSignal, startSignalPolling } from './call.js';
+import { deviceId, deviceReady } from './device.js';
+import { describeCallEvent, previewOf } from './call-events.js';
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -24,7 +26,8 @@ const state = {
   chats: [],
   openChatId: null,
   messages: new Map(), // chat id → messages, oldest first (only for chats opened once)
-  unread: new Set(),
+  unread: new Map(), // chat id → messages from others after my read marker
+  readUpTo: new Map(), // chat id → the last message id I told the server I read
   chatsLoadedAt: 0,
   transport: null,
   calls: null,
@@ -208,6 +211,23 @@ async function enterApp(user) {
   clearInterval(state.refreshTimer);
   state.refreshTimer = setInterval(refreshWhileNotPushed, FALLBACK_REFRESH_MS);
   route();
+  resumeCalls();
+}
+
+/**
+ * After a reload: the server knows the calls this user is in (GET /api/calls/active). The call
+ * this tab was in is rejoined, a call ringing for me rings again. Waits for the twin-tab check,
+ * so a duplicated tab does not take over its original's call.
+ */
+async function resumeCalls() {
+  const calls = state.calls;
+  try {
+    await deviceReady;
+    const { calls: records } = await api.activeCalls();
+    if (state.calls === calls && records && records.length) await calls.resume(records);
+  } catch (err) {
+    if (err.status !== 404) console.warn(`[CallJS] Could not read active calls: ${err.message}`);
+  }
 }
 
 /** The chat list order also decides which chats hold a long-poll when on that fallback. */
@@ -248,6 +268,7 @@ function leaveApp() {
   state.chats = [];
   state.messages.clear();
   state.unread.clear();
+  state.readUpTo.clear();
   state.openChatId = null;
   renderCall(null);
   history.replaceState(null, '', location.pathname + location.search);
@@ -290,8 +311,82 @@ async function loadChats() {
   state.chatsLoadedAt = Date.now();
   const { chats } = await api.chats();
   state.chats = chats;
+  for (const chat of chats) {
+    // The server's count is the truth; an old server without it leaves ours.
+    if (typeof chat.unread === 'number') state.unread.set(chat.id, chat.unread);
+  }
+  if (state.openChatId) markRead(state.openChatId);
   renderChatList();
   if (state.openChatId) renderChatHeader();
+}
+
+// ---- unread, the title and presence -------------------------------------------------------------
+
+const unreadOf = (chatId) => state.unread.get(chatId) || 0;
+const totalUnread = () => [...state.unread.values()].reduce((sum, n) => sum + n, 0);
+
+/** "(3) Switchboard": the page title with the unread count (helper "ux" flashes on top of it). */
+function baseTitle() {
+  const total = totalUnread();
+  return total > 0 ? `(${total}) Switchboard` : 'Switchboard';
+}
+
+function renderTitle() {
+  const call = state.calls && state.calls.call;
+  document.title = call && call.incoming ? `Incoming call · ${baseTitle()}` : baseTitle();
+}
+
+const chatIsSeen = (chatId) => chatId === state.openChatId && document.visibilityState === 'visible';
+
+/** The open chat is being looked at: move the read marker to its newest message. */
+function markRead(chatId) {
+  if (!chatIsSeen(chatId)) return;
+  const messages = state.messages.get(chatId);
+  const newest = messages && messages.length ? messages[messages.length - 1].id : 0;
+  const hadUnread = unreadOf(chatId) > 0;
+  state.unread.set(chatId, 0);
+  if (hadUnread) renderChatList();
+  if (newest > (state.readUpTo.get(chatId) || 0)) {
+    state.readUpTo.set(chatId, newest);
+    api.markRead(chatId, newest).catch((err) => {
+      if (err.status !== 404) console.warn(`Could not mark chat ${chatId} read: ${err.message}`);
+    });
+  }
+}
+
+/** The other person of a one-to-one chat, with `online` as the chat list last said. */
+const peerOf = (chat) => (isDirect(chat) ? others(chat)[0] : null);
+
+function presenceDot(user) {
+  const known = user && typeof user.online === 'boolean';
+  if (!known) return null;
+  return el('span', {
+    class: 'presence',
+    'data-testid': 'presence',
+    'data-online': String(user.online),
+    role: 'img',
+    'aria-label': user.online ? 'Online' : 'Offline',
+    title: user.online ? 'Online' : 'Offline',
+  });
+}
+
+function bindPresence() {
+  // Presence and unread counts change without a message: fetched every 15 s while push is up
+  // (on the fallbacks refreshWhileNotPushed does it), and when the person comes back.
+  setInterval(() => {
+    if (state.transport && state.transport.isPush && Date.now() - state.chatsLoadedAt >= CHAT_LIST_REFRESH_MS - 500) {
+      loadChats().catch(() => {});
+    }
+  }, CHAT_LIST_REFRESH_MS);
+  const comeBack = () => {
+    if (!state.me || !state.transport) return;
+    if (state.openChatId) markRead(state.openChatId);
+    if (Date.now() - state.chatsLoadedAt > 2000) loadChats().catch(() => {});
+  };
+  window.addEventListener('focus', comeBack);
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') comeBack();
+  });
 }
 
 function renderChatList() {
@@ -301,14 +396,21 @@ function renderChatList() {
       const label = chatName(chat);
       const avatar = el('span', { class: 'avatar', 'aria-hidden': 'true' });
       paintAvatar(avatar, label);
-      const subtitle = isDirect(chat) ? `@${others(chat)[0].username}` : `${chat.participants.length} people`;
+      const peer = peerOf(chat);
+      const last = chat.last_message;
+      const subtitle = last
+        ? previewOf(last, state.me.id)
+        : isDirect(chat)
+          ? `@${others(chat)[0].username}`
+          : `${chat.participants.length} people`;
+      const unread = unreadOf(chat.id);
       return el(
         'li',
         {},
         el(
           'button',
           {
-            class: `chat-item${chat.id === state.openChatId ? ' active' : ''}${state.unread.has(chat.id) ? ' unread' : ''}`,
+            class: `chat-item${chat.id === state.openChatId ? ' active' : ''}${unread > 0 ? ' unread' : ''}`,
             'data-testid': 'chat-item',
             'data-chat-id': chat.id,
             'aria-current': chat.id === state.openChatId ? 'true' : null,
@@ -316,14 +418,27 @@ function renderChatList() {
               location.hash = `#/chats/${chat.id}`;
             },
           },
-          avatar,
+          el('span', { class: 'avatar-wrap' }, avatar, presenceDot(peer)),
           el('span', { class: 'chat-item-text' }, el('strong', { text: label }), el('small', { text: subtitle })),
-          el('span', { class: 'unread-dot', 'aria-label': 'New messages' }),
+          el(
+            'span',
+            { class: 'chat-item-meta' },
+            last ? el('time', { datetime: last.created_at, text: formatTime(last.created_at) }) : null,
+            unread > 0
+              ? el('span', {
+                  class: 'unread-count',
+                  'data-testid': 'unread-count',
+                  'aria-label': `${unread} unread`,
+                  text: unread > 99 ? '99+' : String(unread),
+                })
+              : null,
+          ),
         ),
       );
     }),
   );
   $('#chat-list-empty').hidden = state.chats.length > 0;
+  renderTitle();
 }
 
 function route() {
@@ -342,12 +457,12 @@ async function openChat(chatId) {
     renderChatList();
     return;
   }
-  state.unread.delete(chat.id);
   renderChatList();
   renderChatHeader();
   renderMessages();
   try {
     await loadMessages(chat.id);
+    markRead(chat.id);
   } catch (err) {
     showError($('#send-error'), `Could not load messages: ${err.message}`);
   }
@@ -359,9 +474,12 @@ function renderChatHeader() {
   if (!chat) return;
   const label = chatName(chat);
   $('#chat-name').textContent = label;
+  const peer = peerOf(chat);
+  const presence = peer && typeof peer.online === 'boolean' ? (peer.online ? ' · Online' : ' · Offline') : '';
   $('#chat-sub').textContent = isDirect(chat)
-    ? `@${others(chat)[0].username}`
+    ? `@${others(chat)[0].username}${presence}`
     : chat.participants.map(displayName).join(', ');
+  $('#chat-presence').replaceChildren(...[presenceDot(peer)].filter(Boolean));
   paintAvatar($('#chat-avatar'), label);
   const start = $('[data-testid="start-call"]');
   start.disabled = !isDirect(chat);
@@ -387,7 +505,20 @@ function mergeMessages(chatId, incoming) {
   }
   if (!changed) return;
   state.messages.set(chatId, [...byId.values()].sort((a, b) => a.id - b.id));
-  if (chatId === state.openChatId) renderMessages();
+  notePreview(chatId, state.messages.get(chatId).at(-1));
+  if (chatId === state.openChatId) {
+    renderMessages();
+    markRead(chatId);
+  }
+}
+
+/** Keeps the chat list's preview in step with messages seen live. */
+function notePreview(chatId, message) {
+  const chat = state.chats.find((c) => c.id === chatId);
+  if (!chat || !message) return;
+  if (chat.last_message && chat.last_message.id >= message.id) return;
+  chat.last_message = message;
+  renderChatList();
 }
 
 function handleIncomingMessage(message) {
@@ -396,8 +527,10 @@ function handleIncomingMessage(message) {
     loadChats().catch(() => {});
   }
   if (state.messages.has(chatId) || chatId === state.openChatId) mergeMessages(chatId, [message]);
-  if (chatId !== state.openChatId && message.sender.id !== state.me.id) {
-    state.unread.add(chatId);
+  else notePreview(chatId, message);
+  // Unread when nobody looks at it; a call event counts for the callee only (a missed call is news).
+  if (!chatIsSeen(chatId) && message.sender.id !== state.me.id) {
+    state.unread.set(chatId, unreadOf(chatId) + 1);
     // The chat with news moves to the top.
     state.chats.sort((a, b) => (a.id === chatId ? -1 : b.id === chatId ? 1 : 0));
     renderChatList();
@@ -418,6 +551,7 @@ function renderMessages() {
   }
   list.replaceChildren(
     ...messages.map((m) => {
+      if (m.kind === 'call') return renderCallEvent(m);
       const mine = m.sender.id === state.me.id;
       return el(
         'li',
@@ -430,6 +564,46 @@ function renderMessages() {
   );
   if (nearBottom || list.dataset.chat !== String(state.openChatId)) list.scrollTop = list.scrollHeight;
   list.dataset.chat = String(state.openChatId);
+}
+
+/** A call in the chat's history: what happened, worded for me, and Call back. */
+function renderCallEvent(message) {
+  const { text, outcome, outgoing, missed } = describeCallEvent(message, state.me.id);
+  const chat = state.chats.find((c) => c.id === Number(message.chat_id));
+  const peer = chat && peerOf(chat);
+  return el(
+    'li',
+    {
+      class: `call-event${missed ? ' missed' : ''}`,
+      'data-testid': 'call-event',
+      'data-outcome': outcome,
+      'data-direction': outgoing ? 'outgoing' : 'incoming',
+      'data-message-id': message.id,
+    },
+    el('span', { class: 'call-event-icon', 'aria-hidden': 'true', text: outgoing ? '↗' : '↙' }),
+    el(
+      'span',
+      { class: 'call-event-text' },
+      el('strong', { text }),
+      el('time', { datetime: message.created_at, text: formatTime(message.created_at) }),
+    ),
+    peer
+      ? el('button', {
+          type: 'button',
+          class: 'btn call-back',
+          'data-testid': 'call-back',
+          'aria-label': `Call back ${displayName(peer)}`,
+          text: 'Call back',
+          onclick: () => startCallIn(chat),
+        })
+      : null,
+  );
+}
+
+/** Start Video Call (the header button, Call back): the chat list's presence comes along. */
+function startCallIn(chat) {
+  if (!chat || !isDirect(chat) || !state.calls) return;
+  state.calls.startCall(chat, { peerOnline: peerOf(chat).online });
 }
 
 function bindChat() {
@@ -484,8 +658,7 @@ function bindChat() {
   });
 
   $('[data-testid="start-call"]').addEventListener('click', () => {
-    const chat = state.chats.find((c) => c.id === state.openChatId);
-    if (chat && isDirect(chat)) state.calls.startCall(chat);
+    startCallIn(state.chats.find((c) => c.id === state.openChatId));
   });
 }
 
@@ -538,7 +711,7 @@ const STATUS_HINTS = {
 function renderCall(call) {
   const modal = $('#call-modal');
   clearInterval(callClock);
-  document.title = call && call.incoming ? `Incoming call · Switchboard` : 'Switchboard';
+  renderTitle();
   if (!call) {
     modal.hidden = true;
     attachStream($('#local-video'), null);
@@ -562,7 +735,10 @@ function renderCall(call) {
   let reason = call.reason;
   if (!reason && call.incoming) reason = `${peerName} is calling you…`;
   if (!reason) reason = STATUS_HINTS[call.status] || '';
-  $('[data-testid="call-reason"]').textContent = reason;
+  const reasonNode = $('[data-testid="call-reason"]');
+  reasonNode.textContent = reason;
+  // What happened, for machines (tests, styles): declined, no-answer, offline, busy, hangup, …
+  reasonNode.dataset.reason = call.reasonCode || '';
 
   // Direct or through the TURN relay: it tells a person (and support) why a call may lag.
   const path = $('[data-testid="call-path"]');
@@ -624,14 +800,28 @@ window.switchboard = {
     const call = state.calls && state.calls.call;
     return call ? call.pc : null;
   },
+  get device() {
+    return deviceId();
+  },
+  get calls() {
+    return state.calls; // the CallManager, for tests that force an action (a late Accept)
+  },
+  /** The last call that ended (its window may be closed already): status, reason, reasonCode. */
+  get lastCall() {
+    const call = state.calls && state.calls.lastCall;
+    return call ? { id: call.id, status: call.status, reason: call.reason, reasonCode: call.reasonCode, statusLog: call.statusLog.slice() } : null;
+  },
+  get unread() {
+    return totalUnread();
+  },
   get call() {
     const call = state.calls && state.calls.call;
     if (!call) return null;
     const { id, chatId, role, status, reason, clickedAt, connectedAt, endedAt, iceRestarts, statusLog } = call;
-    const { path, hasRelay, relayOnly } = call;
+    const { path, hasRelay, relayOnly, reasonCode } = call;
     return {
       id, chatId, role, status, reason, clickedAt, connectedAt, endedAt, iceRestarts,
-      statusLog: statusLog.slice(), path, hasRelay, relayOnly,
+      statusLog: statusLog.slice(), path, hasRelay, relayOnly, reasonCode,
     };
   },
 };
@@ -642,6 +832,7 @@ async function boot() {
   bindAuth();
   bindChat();
   bindCall();
+  bindPresence();
   try {
     const { user } = await api.me();
     await enterApp(user);

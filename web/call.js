@@ -18,10 +18,16 @@
 //                                  ◀──────   webrtc.answer
 //   webrtc.ice                     ◀─────▶   webrtc.ice (queued until the remote description is set)
 //   call.cancel (gave up ringing) / call.end (hung up), from either side
+// Every payload also carries the sender's `device` (this tab, device.js), so a call is its id plus
+// the two devices in it; webrtc.* payloads carry `pc` (the sender's RTCPeerConnection) and `to_pc`
+// (the receiver's, once known), so descriptions meant for a connection replaced by a rejoin are
+// dropped. A reload sends `call.away` instead of ending the call, and the reloaded tab rejoins
+// with `call.rejoin` and a fresh offer (docs/CALLS.md "Reload and rejoin").
 // Descriptions follow "perfect negotiation": the user with the higher id is polite (yields when
 // both offer at once), so glare and ICE restarts always settle on one negotiation.
 
 import { api, ApiError } from './api.js';
+import { deviceId } from './device.js';
 
 const CALL_SIGNAL = /^(call|webrtc)\./;
 const RELAY_RETRY_DELAYS_MS = [250, 500, 1000, 2000, 4000];
@@ -31,6 +37,13 @@ const POLL_INTERVAL_MS = 1500;
 const MAX_HELD_LONGPOLLS = 3;
 const INCOMING_GRACE_MS = 15000;
 const MAX_ICE_RESTARTS = 3;
+// How long "Answered on another device" stays up before the window closes.
+const ELSEWHERE_CLOSE_MS = 4000;
+// A caller who left (reload) while it rang gets this long to come back before we stop ringing.
+const AWAY_RING_GRACE_MS = 10000;
+// A description or answer that could not be sent is sent again this often (the network is back
+// soon, or the grace window ends the call): a network blip must not end a call by itself.
+const RESEND_DELAY_MS = 2000;
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -190,6 +203,7 @@ function mediaErrorMessage(err) {
 }
 
 const name = (user) => (user && (user.display_name || user.username)) || 'The other person';
+const offlineText = (peer) => `${name(peer)} is offline — they will see a missed call.`;
 
 /**
  * One call at a time. The UI reads `manager.call` (a plain object, below) and re-renders on
@@ -203,18 +217,36 @@ export class CallManager {
     this.onUpdate = onUpdate;
     this.onNotice = onNotice;
     this.call = null;
-    // A hang-up must reach the other side even when the tab is being closed.
-    this.onPageHide = () => this.hangupOnUnload();
+    this.lastCall = null; // the last call that ended, for the debugging info
+    // Leaving the page is not hanging up: the other side is told we are away, and a reload
+    // rejoins. Only Hang up (or the grace window) ends a call.
+    this.onPageHide = () => this.leaveOnUnload();
+    this.onBeforeUnload = (event) => {
+      if (!this.inCall) return;
+      event.preventDefault();
+      event.returnValue = 'Leave call?'; // browsers show their own words; some need a value
+    };
     window.addEventListener('pagehide', this.onPageHide);
+    window.addEventListener('beforeunload', this.onBeforeUnload);
   }
 
   destroy() {
     window.removeEventListener('pagehide', this.onPageHide);
+    window.removeEventListener('beforeunload', this.onBeforeUnload);
     if (this.call && !this.call.over) this.hangup();
   }
 
   get active() {
     return Boolean(this.call && !this.call.over);
+  }
+
+  /** In a call (placed, or answered): leaving the page asks first. A call ringing here is not. */
+  get inCall() {
+    return this.active && !this.call.incoming;
+  }
+
+  get device() {
+    return deviceId();
   }
 
   newCall({ id, chat, peer, role, status }) {
@@ -225,6 +257,14 @@ export class CallManager {
       role,
       status,
       reason: '',
+      // Machine-readable reason of an end state (declined, no-answer, offline, busy, hangup,
+      // connection-failed, media, answered-elsewhere, …), for data-reason.
+      reasonCode: '',
+      // The other person's device in this call (the caller's, or the answering one) once known;
+      // signals of this call from their other devices are ignored.
+      peerDevice: null,
+      pcId: null,
+      remotePcId: null,
       incoming: role === 'callee',
       polite: this.me.id > peer.id,
       over: false,
@@ -260,11 +300,12 @@ export class CallManager {
     this.onUpdate(this.call);
   }
 
-  setStatus(call, status, reason = '') {
-    if (call.over && status !== 'ended' && status !== 'failed') return;
-    if (call.status === status && call.reason === reason) return;
+  setStatus(call, status, reason = '', code = '', { final = false } = {}) {
+    if (call.over && !final) return;
+    if (call.status === status && call.reason === reason && call.reasonCode === code) return;
     call.status = status;
     call.reason = reason;
+    call.reasonCode = code;
     call.statusLog.push({ status, at: Date.now() });
     console.log(`[CallJS] Call status: ${status}${reason ? ` (${reason})` : ''}`);
     if (call === this.call) this.update();
@@ -278,6 +319,9 @@ export class CallManager {
    * first answer ({recipients, online, signal_id}); rejects only when both paths failed.
    */
   async send(type, payload, { call = this.call, signalId = newId(), keepalive = false } = {}) {
+    // Every call signal says which device sent it (docs/CALLS.md "Devices").
+    payload = { ...payload, device: deviceId() };
+    if (type.startsWith('webrtc.') && call.remotePcId) payload.to_pc = call.remotePcId;
     const signal = { chat_id: call.chatId, type, payload, signal_id: signalId, to: call.peer.id };
     console.log(`[CallJS] Sending ${type}...`);
     const paths = [];
@@ -327,25 +371,30 @@ export class CallManager {
     await this.loadIceServers(call);
     if (call.over) return; // hung up while the ICE servers loaded
     const pc = new RTCPeerConnection({ iceServers: call.iceServers });
+    const pcId = newId();
     call.pc = pc;
+    call.pcId = pcId;
     call.remoteStream = new MediaStream();
+    // After a rejoin replaced this connection, its late events are no longer ours.
+    const stale = () => call.pc !== pc;
     console.log(
       `[CallJS] Peer connection set up with ${call.iceServers.length} ICE server(s)` +
         (call.hasRelay ? ' (relay available)' : ' (no relay)'),
     );
 
     pc.onicecandidate = ({ candidate }) => {
-      if (!candidate || call.over) return;
-      this.send('webrtc.ice', { call_id: call.id, candidate: candidate.toJSON() }, { call }).catch((err) =>
+      if (!candidate || call.over || stale()) return;
+      this.send('webrtc.ice', { call_id: call.id, pc: pcId, candidate: candidate.toJSON() }, { call }).catch((err) =>
         console.warn(`[CallJS] ICE candidate not sent: ${err.message}`),
       );
     };
     pc.ontrack = ({ track }) => {
+      if (stale()) return;
       call.remoteStream.addTrack(track);
       if (call === this.call) this.update();
     };
     pc.onnegotiationneeded = async () => {
-      if (call.over) return;
+      if (call.over || stale()) return;
       try {
         call.makingOffer = true;
         await pc.setLocalDescription();
@@ -355,18 +404,38 @@ export class CallManager {
       } finally {
         call.makingOffer = false;
       }
-      this.send('webrtc.offer', { call_id: call.id, sdp: pc.localDescription.toJSON() }, { call }).catch((err) =>
-        this.fail(call, `Could not reach ${name(call.peer)}: ${err.message}`),
-      );
+      this.sendDescription(call, pc, 'webrtc.offer');
     };
     pc.oniceconnectionstatechange = () => {
+      if (stale()) return;
       console.log(`[CallJS] ICE connection state: ${pc.iceConnectionState}`);
       if (pc.iceConnectionState === 'failed') this.connectionBroke(call, true);
     };
-    pc.onconnectionstatechange = () => this.onConnectionState(call);
+    pc.onconnectionstatechange = () => {
+      if (!stale()) this.onConnectionState(call);
+    };
 
     // Descriptions that arrived before the connection existed (only in unusual orders).
     for (const description of call.earlyDescriptions.splice(0)) await this.handleDescription(call, description);
+  }
+
+  /**
+   * Sends this connection's current offer or answer. A send that fails (the network is down) is
+   * tried again until it goes through, the connection is replaced or the call is over: losing
+   * the network for a moment must not end the call — only the grace window does.
+   */
+  async sendDescription(call, pc, type) {
+    for (;;) {
+      if (call.over || call.pc !== pc || !pc.localDescription) return;
+      try {
+        await this.send(type, { call_id: call.id, pc: call.pcId, sdp: pc.localDescription.toJSON() }, { call });
+        return;
+      } catch (err) {
+        console.warn(`[CallJS] ${type} not sent (${err.message}); trying again in ${RESEND_DELAY_MS} ms`);
+        this.armGiveUp(call);
+        await delay(RESEND_DELAY_MS);
+      }
+    }
   }
 
   attachLocalTracks(call) {
@@ -393,9 +462,7 @@ export class CallManager {
     if (description.type === 'offer') {
       this.attachLocalTracks(call);
       await pc.setLocalDescription();
-      this.send('webrtc.answer', { call_id: call.id, sdp: pc.localDescription.toJSON() }, { call }).catch((err) =>
-        this.fail(call, `Could not reach ${name(call.peer)}: ${err.message}`),
-      );
+      this.sendDescription(call, pc, 'webrtc.answer');
     }
     await this.flushCandidates(call);
   }
@@ -529,21 +596,32 @@ export class CallManager {
     }
   }
 
+  /**
+   * Gives up on a call whose media path is not working: after `iceGiveUpMs` while it is being
+   * set up, after the rejoin grace window (`rejoinGraceMs`) once it was connected (the other side
+   * may be reloading).
+   */
   armGiveUp(call) {
-    if (call.timers.giveUp) return;
+    if (call.timers.giveUp || call.over) return;
+    const wait = call.connectedAt ? Math.max(this.config.iceGiveUpMs, this.config.rejoinGraceMs) : this.config.iceGiveUpMs;
     call.timers.giveUp = setTimeout(() => {
+      call.timers.giveUp = null;
       if (call.over || (call.pc && call.pc.connectionState === 'connected')) return;
       const cause = call.connectedAt ? 'connection-lost' : call.hasRelay ? 'relay-failed' : 'no-relay';
       // The other side is told why, so both show the same reason (not "ended the call").
       this.send('call.end', { call_id: call.id, reason: 'connection-failed', cause }, { call }).catch(() => {});
-      this.fail(call, connectionFailure(cause, call.peer));
-    }, this.config.iceGiveUpMs);
+      this.fail(call, connectionFailure(cause, call.peer), 'connection-failed');
+    }, wait);
   }
 
   // ---- what the person does -----------------------------------------------------------------
 
-  /** Start Video Call in a one-to-one chat. */
-  async startCall(chat) {
+  /**
+   * Start Video Call in a one-to-one chat. `peerOnline: false` (the chat list says the other
+   * person has no live connection) still places the call — they may be connecting right now —
+   * but says at once that they will most likely see a missed call.
+   */
+  async startCall(chat, { peerOnline } = {}) {
     if (this.active) {
       this.onNotice('You are already in a call.');
       return;
@@ -553,6 +631,10 @@ export class CallManager {
     const call = this.newCall({ id: newId(), chat: chat.id, peer, role: 'caller', status: 'calling' });
     call.clickedAt = Date.now();
     call.statusLog.push({ status: 'calling', at: call.clickedAt });
+    if (peerOnline === false) {
+      call.reason = offlineText(peer);
+      call.reasonCode = 'offline';
+    }
     this.call = call;
     this.update();
 
@@ -567,13 +649,20 @@ export class CallManager {
     try {
       result = await this.send('call.invite', { call_id: call.id, video: true }, { call, signalId: call.inviteSignalId });
     } catch (err) {
-      this.fail(call, `Could not place the call: ${err.message}`);
+      if (err.code === 'busy') {
+        // The server keeps the record of it: the other person sees it in the chat's history.
+        this.finish(call, 'ended', `${name(peer)} is in another call.`, 'busy');
+      } else if (err.code === 'already_in_call') {
+        this.fail(call, 'You are already in a call on another device.', 'already-in-call');
+      } else {
+        this.fail(call, `Could not place the call: ${err.message}`, 'error');
+      }
       return;
     }
     if (result && result.online === 0 && !call.inviteDelivered) {
       console.log(`[CallJS] ${name(peer)} has no open connection; waiting briefly for a delivery receipt`);
       call.timers.unreachable = setTimeout(() => {
-        if (!call.inviteDelivered && !call.accepted) this.unreachable(call, `${name(peer)} is not reachable right now (offline).`);
+        if (!call.inviteDelivered && !call.accepted) this.unreachable(call, offlineText(peer));
       }, this.config.unreachableGraceMs);
     }
   }
@@ -589,7 +678,7 @@ export class CallManager {
     } catch (err) {
       console.warn(`[CallJS] getUserMedia failed: ${err.name}`);
       onDenied?.();
-      this.fail(call, mediaErrorMessage(err));
+      this.fail(call, mediaErrorMessage(err), 'media');
       return false;
     }
     if (call.over) {
@@ -603,13 +692,13 @@ export class CallManager {
   ringTimedOut(call) {
     if (call.over || call.accepted) return;
     this.send('call.cancel', { call_id: call.id, reason: 'no-answer' }, { call }).catch(() => {});
-    this.fail(call, `${name(call.peer)} did not answer.`);
+    this.fail(call, `${name(call.peer)} did not answer.`, 'no-answer');
   }
 
   unreachable(call, reason) {
     if (call.over || call.accepted) return;
     this.send('call.cancel', { call_id: call.id, reason: 'unreachable' }, { call }).catch(() => {});
-    this.fail(call, reason);
+    this.fail(call, reason, 'offline');
   }
 
   async accept() {
@@ -626,18 +715,42 @@ export class CallManager {
     if (call.over) return;
     this.armGiveUp(call);
     try {
-      await this.send('call.accept', { call_id: call.id }, { call });
+      await this.send('call.accept', { call_id: call.id, pc: call.pcId }, { call });
     } catch (err) {
-      this.fail(call, `Could not answer the call: ${err.message}`);
+      // Another of my devices answered (or the call ended) first: this tab only steps aside.
+      // It sends nothing, so it can never end or take over the live call.
+      if (err.code === 'answered_elsewhere') this.elsewhere(call, 'answered');
+      else if (err.code === 'call_over') this.elsewhere(call, 'over');
+      else this.fail(call, `Could not answer the call: ${err.message}`, 'error');
     }
   }
 
   decline() {
     const call = this.call;
     if (!call || !call.incoming || call.over) return;
-    this.send('call.decline', { call_id: call.id }, { call }).catch(() => {});
-    this.finish(call, 'ended', 'You declined the call.');
+    this.send('call.decline', { call_id: call.id }, { call }).catch((err) => {
+      if (err.code === 'answered_elsewhere') this.onNotice('That call was already answered on another device.');
+    });
+    this.finish(call, 'ended', 'You declined the call.', 'declined');
     this.dismiss();
+  }
+
+  /**
+   * The call was answered or declined on another device of mine (or is over): stop ringing at
+   * once, say so, and close the window a few seconds later. Nothing is sent.
+   */
+  elsewhere(call, outcome) {
+    const text =
+      outcome === 'declined'
+        ? 'Declined on another device.'
+        : outcome === 'over'
+          ? 'This call has already ended.'
+          : 'Answered on another device.';
+    console.log(`[CallJS] Call ${call.id}: ${text}`);
+    this.finish(call, 'answered-elsewhere', text, 'answered-elsewhere');
+    setTimeout(() => {
+      if (this.call === call) this.dismiss();
+    }, ELSEWHERE_CLOSE_MS);
   }
 
   hangup() {
@@ -651,14 +764,20 @@ export class CallManager {
       const type = call.accepted ? 'call.end' : 'call.cancel';
       this.send(type, { call_id: call.id }, { call }).catch(() => {});
     }
-    this.finish(call, 'ended', 'You ended the call.');
+    this.finish(call, 'ended', call.accepted ? 'You ended the call.' : 'You cancelled the call.', 'hangup');
   }
 
-  hangupOnUnload() {
+  /**
+   * The page is going away (reload, navigation, closed tab): we cannot tell which, so nothing is
+   * ended. A call we are in — answered, or ringing out from here — gets `call.away`; the other
+   * side shows "reconnecting" (or keeps ringing a little), and a reloaded tab rejoins. A call
+   * ringing in here is left alone: other tabs, or this one reloaded, still ring.
+   */
+  leaveOnUnload() {
     const call = this.call;
-    if (!call || call.over || !(call.inviteSignalId || call.role === 'callee')) return;
-    const type = call.incoming ? 'call.decline' : call.accepted ? 'call.end' : 'call.cancel';
-    this.send(type, { call_id: call.id }, { call, keepalive: true }).catch(() => {});
+    if (!call || call.over || call.incoming) return;
+    if (!(call.inviteSignalId || call.role === 'callee')) return; // nothing was sent yet
+    this.send('call.away', { call_id: call.id }, { call, keepalive: true }).catch(() => {});
   }
 
   toggleMute() {
@@ -684,12 +803,12 @@ export class CallManager {
     this.update();
   }
 
-  fail(call, reason) {
-    this.finish(call, 'failed', reason);
+  fail(call, reason, code = 'error') {
+    this.finish(call, 'failed', reason, code);
   }
 
   /** Ends a call for good: timers, camera, connection. The window stays until dismissed. */
-  finish(call, status, reason) {
+  finish(call, status, reason, code = '') {
     if (call.over) return;
     call.over = true;
     call.incoming = false;
@@ -697,7 +816,8 @@ export class CallManager {
     Object.values(call.timers).forEach((t) => clearTimeout(t));
     if (call.localStream) call.localStream.getTracks().forEach((t) => t.stop());
     if (call.pc) call.pc.close();
-    this.setStatus(call, status, reason);
+    this.lastCall = call;
+    this.setStatus(call, status, reason, code, { final: true });
     if (call === this.call) this.update();
   }
 
@@ -732,6 +852,27 @@ export class CallManager {
       console.log(`[CallJS] Ignoring ${signal.type} of another call`);
       return;
     }
+    if (signal.type === 'call.answered_elsewhere') {
+      // From the server, to my other devices: someone else here answered or declined it.
+      if (call.role === 'callee' && payload.device !== deviceId() && !call.connectedAt) {
+        this.elsewhere(call, payload.outcome === 'declined' ? 'declined' : 'answered');
+      }
+      return;
+    }
+    if (signal.sender && signal.sender.id === this.me.id) return; // my own, from another tab
+    // A call is between two devices: the other person's other tabs do not speak in it.
+    if (call.peerDevice && payload.device && payload.device !== call.peerDevice) {
+      console.log(`[CallJS] Ignoring ${signal.type} from another device of ${name(call.peer)}`);
+      return;
+    }
+    if (signal.type.startsWith('webrtc.')) {
+      // Meant for a connection of ours that a rejoin replaced (or a reload lost).
+      if (payload.to_pc && call.pcId && payload.to_pc !== call.pcId) {
+        console.log(`[CallJS] Ignoring ${signal.type} for a replaced connection`);
+        return;
+      }
+      if (payload.pc && !call.remotePcId) call.remotePcId = payload.pc;
+    }
     switch (signal.type) {
       case 'call.ringing':
         if (call.role === 'caller') this.inviteReached(call);
@@ -739,38 +880,42 @@ export class CallManager {
       case 'call.accept':
         if (call.role !== 'caller' || call.accepted) break;
         call.accepted = true;
+        call.peerDevice = payload.device || null; // the answering device: the only one we hear
+        call.remotePcId = payload.pc || null;
         this.inviteReached(call);
         clearTimeout(call.timers.ring);
+        clearTimeout(call.timers.away);
         this.setStatus(call, 'connecting');
         this.armGiveUp(call);
         this.attachLocalTracks(call); // fires negotiationneeded: the offer
         break;
       case 'call.decline':
-        this.finish(
-          call,
-          'ended',
-          payload.reason === 'busy'
-            ? `${name(call.peer)} is in another call.`
-            : payload.reason === 'media'
-              ? `${name(call.peer)} could not start their camera.`
-              : `${name(call.peer)} declined the call.`,
-        );
+        if (payload.reason === 'busy') this.finish(call, 'ended', `${name(call.peer)} is in another call.`, 'busy');
+        else if (payload.reason === 'media') this.finish(call, 'ended', `${name(call.peer)} could not start their camera.`, 'media');
+        else this.finish(call, 'ended', `${name(call.peer)} declined the call.`, 'declined');
         break;
       case 'call.cancel':
         if (call.incoming) {
-          this.finish(call, 'ended', `Missed call from ${name(call.peer)}.`);
+          const code = payload.reason === 'no-answer' ? 'no-answer' : payload.reason === 'unreachable' ? 'offline' : 'cancelled';
+          this.finish(call, 'ended', `Missed call from ${name(call.peer)}.`, code);
           this.dismiss();
           this.onNotice(`Missed call from ${name(call.peer)}.`);
         } else {
-          this.finish(call, 'ended', `${name(call.peer)} hung up.`);
+          this.finish(call, 'ended', `${name(call.peer)} hung up.`, 'hangup');
         }
         break;
       case 'call.end':
         if (payload.reason === 'connection-failed') {
-          this.fail(call, connectionFailure(payload.cause, call.peer));
+          this.fail(call, connectionFailure(payload.cause, call.peer), 'connection-failed');
         } else {
-          this.finish(call, 'ended', `${name(call.peer)} ended the call.`);
+          this.finish(call, 'ended', `${name(call.peer)} ended the call.`, 'hangup');
         }
+        break;
+      case 'call.away':
+        this.peerAway(call);
+        break;
+      case 'call.rejoin':
+        await this.peerRejoined(call, payload);
         break;
       case 'webrtc.offer':
       case 'webrtc.answer':
@@ -784,8 +929,135 @@ export class CallManager {
     }
   }
 
+  /** The other side's page went away (a reload, most likely): wait for it, up to the grace. */
+  peerAway(call) {
+    console.log(`[CallJS] ${name(call.peer)} left the page; waiting for them to come back`);
+    if (call.incoming) {
+      // The caller left while it rang here; if they do not come back soon, it is a missed call.
+      clearTimeout(call.timers.away);
+      call.timers.away = setTimeout(() => {
+        if (!call.incoming || call.over) return;
+        this.finish(call, 'ended', `Missed call from ${name(call.peer)}.`, 'cancelled');
+        this.dismiss();
+        this.onNotice(`Missed call from ${name(call.peer)}.`);
+      }, AWAY_RING_GRACE_MS);
+      return;
+    }
+    if (!call.accepted) return; // ringing out: their reloaded tab shows the call again
+    this.setStatus(call, 'reconnecting');
+    this.armGiveUp(call);
+  }
+
+  /**
+   * The other side reloaded and is back (`call.rejoin`). Its old connection is gone with the
+   * page (DTLS state included), so ours is replaced by a new one that answers their fresh offer;
+   * our camera and microphone stay on.
+   */
+  async peerRejoined(call, payload) {
+    console.log(`[CallJS] ${name(call.peer)} rejoined the call`);
+    clearTimeout(call.timers.away);
+    if (payload.device && !call.peerDevice) call.peerDevice = payload.device;
+    if (!call.accepted) return; // still ringing: nothing to rebuild
+    call.remotePcId = payload.pc || null;
+    const old = call.pc;
+    call.pc = null;
+    if (old) old.close();
+    clearTimeout(call.timers.restart);
+    call.timers.restart = null;
+    Object.assign(call, {
+      tracksAttached: false,
+      pendingCandidates: [],
+      earlyDescriptions: [],
+      makingOffer: false,
+      ignoreOffer: false,
+      iceRestarts: 0,
+      relayOnly: false,
+      path: null,
+    });
+    this.setStatus(call, 'reconnecting');
+    this.armGiveUp(call);
+    // Their offer follows; addTrack happens when it arrives, so this side makes no offer of its own.
+    await this.setupPeer(call);
+  }
+
+  // ---- after a reload: back into the call this tab was in --------------------------------------
+
+  /**
+   * `records` from GET /api/calls/active (newest first). An active call whose device on record
+   * is this tab's is rejoined; a call ringing for me rings again; a call I placed from this tab
+   * that still rings goes on ringing. Calls of my other devices are theirs.
+   */
+  async resume(records) {
+    if (this.call && !this.call.over) return;
+    const device = deviceId();
+    for (const record of records || []) {
+      const mine = record.caller.id === this.me.id;
+      const peer = mine ? record.callee : record.caller;
+      const myDevice = mine ? record.caller_device : record.answered_device;
+      if (record.state === 'active' && myDevice === device) {
+        await this.rejoin(record, peer, mine);
+        return;
+      }
+      if (record.state === 'ringing' && !mine) {
+        const signal = { chat_id: record.chat_id, sender: peer };
+        await this.onInvite(signal, { call_id: record.call_id, device: record.caller_device, video: record.video });
+        return;
+      }
+      if (record.state === 'ringing' && mine && record.caller_device === device) {
+        await this.resumeRinging(record, peer);
+        return;
+      }
+    }
+  }
+
+  resumedCall(record, peer, mine, status) {
+    const call = this.newCall({ id: record.call_id, chat: record.chat_id, peer, role: mine ? 'caller' : 'callee', status });
+    call.inviteSignalId = mine ? 'resumed' : null; // our invite went out before the reload
+    call.inviteDelivered = true;
+    call.clickedAt = Date.now();
+    call.statusLog.push({ status, at: call.clickedAt });
+    this.call = call;
+    this.update();
+    return call;
+  }
+
+  /** Rejoins an active call after a reload: new connection, media again, a fresh offer. */
+  async rejoin(record, peer, mine) {
+    console.log(`[CallJS] Rejoining call ${record.call_id} after a reload`);
+    const call = this.resumedCall(record, peer, mine, 'reconnecting');
+    call.accepted = true;
+    call.peerDevice = (mine ? record.answered_device : record.caller_device) || null;
+    call.connectedAt = record.answered_at || Date.now(); // the call's clock goes on
+    const tellMedia = () =>
+      this.send('call.end', { call_id: call.id, reason: 'connection-failed', cause: 'media' }, { call }).catch(() => {});
+    if (!(await this.acquireMedia(call, { onDenied: tellMedia }))) return;
+    await this.setupPeer(call);
+    if (call.over) return;
+    this.armGiveUp(call);
+    try {
+      // Stored before the offer, so the other side has replaced its connection when it arrives.
+      await this.send('call.rejoin', { call_id: call.id, pc: call.pcId }, { call });
+    } catch (err) {
+      console.warn(`[CallJS] call.rejoin not sent (${err.message}); the offer goes anyway`);
+    }
+    this.attachLocalTracks(call); // fires negotiationneeded: the fresh offer
+  }
+
+  /** A call I placed from this tab still rings after a reload: ring on until it is answered. */
+  async resumeRinging(record, peer) {
+    console.log(`[CallJS] Call ${record.call_id} still rings; resuming it after a reload`);
+    const call = this.resumedCall(record, peer, true, 'ringing');
+    if (!(await this.acquireMedia(call))) return;
+    await this.setupPeer(call);
+    if (call.over) return;
+    const rang = Math.max(0, Date.now() - (record.created_at || Date.now()));
+    call.timers.ring = setTimeout(() => this.ringTimedOut(call), Math.max(3000, this.config.ringTimeoutMs - rang));
+    this.send('call.rejoin', { call_id: call.id, pc: call.pcId }, { call }).catch(() => {});
+  }
+
   async onInvite(signal, payload) {
     const from = signal.sender;
+    if (from && from.id === this.me.id) return; // my own call, placed from another tab
     const current = this.call;
     if (current && !current.over) {
       if (current.id === payload.call_id) return;
@@ -805,13 +1077,14 @@ export class CallManager {
         clearTimeout(current.timers.ring);
         clearTimeout(current.timers.unreachable);
         current.id = payload.call_id;
+        current.peerDevice = payload.device || null;
         current.role = 'callee';
         current.inviteSignalId = null;
         current.accepted = true;
         this.setStatus(current, 'connecting');
         this.armGiveUp(current);
-        this.send('call.accept', { call_id: current.id }, { call: current }).catch((err) =>
-          this.fail(current, `Could not answer the call: ${err.message}`),
+        this.send('call.accept', { call_id: current.id, pc: current.pcId }, { call: current }).catch((err) =>
+          this.fail(current, `Could not answer the call: ${err.message}`, 'error'),
         );
         return;
       }
@@ -821,6 +1094,7 @@ export class CallManager {
       return;
     }
     const call = this.newCall({ id: payload.call_id, chat: signal.chat_id, peer: from, role: 'callee', status: 'ringing' });
+    call.peerDevice = payload.device || null; // the caller's device: the only one we hear
     call.statusLog.push({ status: 'ringing', at: Date.now() });
     this.call = call;
     this.update();
@@ -829,7 +1103,7 @@ export class CallManager {
     // Should the caller vanish without cancelling, stop ringing a little after it would have.
     call.timers.incoming = setTimeout(() => {
       if (call.incoming && !call.over) {
-        this.finish(call, 'ended', `Missed call from ${name(from)}.`);
+        this.finish(call, 'ended', `Missed call from ${name(from)}.`, 'no-answer');
         this.dismiss();
         this.onNotice(`Missed call from ${name(from)}.`);
       }

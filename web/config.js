@@ -15,6 +15,9 @@ const DEFAULTS = {
   climbIntervalMs: 30000,
   // How long a broken media connection may stay broken (after ICE restarts) before giving up.
   iceGiveUpMs: 20000,
+  // How long a call that was connected waits for the other side to come back (a reload, a
+  // network loss) before it ends with "connection lost" (docs/CALLS.md "Reload and rejoin").
+  rejoinGraceMs: 30000,
   // How long a push transport may take to say `welcome` before the next one is tried.
   connectTimeoutMs: 5000,
   // The push transports to try, best first (a test can leave some out).

@@ -371,6 +371,7 @@ export class SignalTransport {
             else {
               const err = new Error(frame.error);
               err.status = frame.status;
+              err.code = frame.code || null;
               err.retryAfterMs = frame.retry_after_ms;
               waiter.rej(err);
             }

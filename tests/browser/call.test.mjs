@@ -161,7 +161,7 @@ test('nobody online: the caller is told the other person is not reachable', asyn
   await transportOf(pageA);
   await pageA.getByTestId('start-call').click();
   await waitForStatus(pageA, 'failed', 10000);
-  assert.match(await reasonOf(pageA), /not reachable/);
+  assert.match(await reasonOf(pageA), /offline/);
   await closePages(pageA);
 });
 
