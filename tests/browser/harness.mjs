@@ -199,6 +199,28 @@ export async function openAs(
   return page;
 }
 
+/**
+ * Another tab of the same person: a new page in `page`'s browser context (same cookies, so
+ * already signed in; its own sessionStorage, so its own device id). `setup(tab)` may install
+ * page-level routes before it loads.
+ */
+export async function openTab(page, { query = '', setup } = {}) {
+  const tab = await page.context().newPage();
+  const consoleLines = [];
+  tab.on('console', (message) => consoleLines.push(message.text()));
+  tab.on('pageerror', (err) => consoleLines.push(`PAGE ERROR: ${err.message}`));
+  tab.consoleLines = consoleLines;
+  if (setup) await setup(tab);
+  const url = new URL(page.url());
+  await tab.goto(`${url.origin}/${query}`);
+  await tab.waitForFunction(
+    () => document.querySelector('[data-testid="chat-item"]') || !document.querySelector('#chat-list-empty').hidden,
+    null,
+    { timeout: 10000 },
+  );
+  return tab;
+}
+
 export async function openChat(page, chatId) {
   await page.locator(`[data-testid="chat-item"][data-chat-id="${chatId}"]`).click();
   await page.getByTestId('message-input').waitFor({ timeout: 5000 });
@@ -301,9 +323,8 @@ export function consoleHas(page, line) {
 export function pairsFixture(pairs) {
   const fixture = { server: null, browser: null, chatOf: {} };
   before(async () => {
-    const users = Object.values(pairs)
-      .flat()
-      .map((u) => [u, u[0].toUpperCase() + u.slice(1)]);
+    // A person may be in several pairs (a third party calling someone already in a call).
+    const users = [...new Set(Object.values(pairs).flat())].map((u) => [u, u[0].toUpperCase() + u.slice(1)]);
     fixture.server = await startServer({ users, chats: Object.values(pairs) });
     Object.keys(pairs).forEach((key, i) => {
       fixture.chatOf[key] = fixture.server.chatIds[i];
