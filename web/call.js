@@ -958,7 +958,7 @@ export class CallManager {
           payload.reason === 'busy'
             ? `${name(call.peer)} is in another call.`
             : payload.reason === 'media'
-              ? `${name(call.peer)}'s camera and microphone are unavailable.`
+              ? `${name(call.peer)}’s camera and microphone are unavailable.`
               : `${name(call.peer)} declined the call.`,
         );
         break;
