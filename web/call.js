@@ -22,7 +22,7 @@
 // both offer at once), so glare and ICE restarts always settle on one negotiation.
 
 import { api, ApiError } from './api.js';
-import { audioConstraint, videoConstraint } from './devices.js';
+import { openMedia } from './devices.js';
 import { QUALITY_INTERVAL_MS, qualityBetween, readStats } from './quality.js';
 
 const CALL_SIGNAL = /^(call|webrtc)\./;
@@ -349,7 +349,7 @@ export class CallManager {
       err.name = 'NotSupportedError';
       throw err;
     }
-    return navigator.mediaDevices.getUserMedia({ video: video && videoConstraint(), audio: audioConstraint() });
+    return openMedia({ video, audio: true });
   }
 
   /**
@@ -772,9 +772,7 @@ export class CallManager {
 
   /** One track from the chosen `choice` ('camera' | 'mic'), or `deviceId` when given. */
   async openDevice(choice, deviceId) {
-    const constraints =
-      choice === 'camera' ? { video: videoConstraint(deviceId) } : { audio: audioConstraint(deviceId) };
-    const stream = await navigator.mediaDevices.getUserMedia(constraints);
+    const stream = await openMedia({ video: choice === 'camera', audio: choice === 'mic', [choice]: deviceId });
     return stream.getTracks()[0];
   }
 

@@ -4,7 +4,7 @@
 // to a running call. Outside a call the panel shows a small live preview of the chosen camera;
 // in a call the preview is the call's own camera, so nothing opens it twice.
 
-import { DEVICE_KINDS, devicePrefs, listDevices, saveDevicePref, videoConstraint } from './devices.js';
+import { DEVICE_KINDS, devicePrefs, listDevices, openMedia, saveDevicePref } from './devices.js';
 
 export class DevicePanel {
   /**
@@ -79,7 +79,7 @@ export class DevicePanel {
     this.stopPreview();
     if (!navigator.mediaDevices?.getUserMedia) return;
     try {
-      const stream = await navigator.mediaDevices.getUserMedia({ video: videoConstraint() });
+      const stream = await openMedia({ video: true });
       if (!this.dialog.open) {
         stream.getTracks().forEach((t) => t.stop());
         return;

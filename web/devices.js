@@ -1,8 +1,7 @@
 // devices.js — which camera, microphone and speaker a call uses: the person's choice (kept in
 // localStorage), the devices the browser lists, and the getUserMedia constraints made from them.
 //
-// A choice is only ever a preference (`deviceId: {ideal}`): a camera that was unplugged since
-// makes the browser pick another one instead of failing the call.
+// A choice never fails a call: a camera that was unplugged since gives way to the default one.
 
 const STORAGE_KEY = 'switchboard.devices';
 
@@ -38,12 +37,26 @@ export function speakerChoiceSupported() {
   return typeof HTMLMediaElement !== 'undefined' && 'setSinkId' in HTMLMediaElement.prototype;
 }
 
-export function videoConstraint(deviceId = devicePrefs().camera) {
-  return deviceId ? { deviceId: { ideal: deviceId } } : true;
-}
-
-export function audioConstraint(deviceId = devicePrefs().mic) {
-  return deviceId ? { deviceId: { ideal: deviceId } } : true;
+/**
+ * getUserMedia on the chosen devices: `video` / `audio` say what is wanted, `camera` / `mic`
+ * override the saved choice. A chosen device is asked for *exactly* — Chromium does not honour
+ * `deviceId: {ideal}` when another camera fits its default resolution better — and when it is
+ * gone (unplugged since, or its id changed) the request is made again on the default device, so
+ * a stale choice never fails a call.
+ */
+export async function openMedia({ video = false, audio = false, camera, mic } = {}) {
+  const prefs = devicePrefs();
+  const cameraId = camera ?? prefs.camera;
+  const micId = mic ?? prefs.mic;
+  const pick = (wanted, deviceId) => (wanted ? (deviceId ? { deviceId: { exact: deviceId } } : true) : false);
+  try {
+    return await navigator.mediaDevices.getUserMedia({ video: pick(video, cameraId), audio: pick(audio, micId) });
+  } catch (err) {
+    const chose = (video && cameraId) || (audio && micId);
+    if (!chose || !['OverconstrainedError', 'NotFoundError'].includes(err.name)) throw err;
+    console.warn(`[CallJS] The chosen device is unavailable (${err.name}); using the default one`);
+    return navigator.mediaDevices.getUserMedia({ video, audio });
+  }
 }
 
 /**
