@@ -74,6 +74,7 @@ export class DevicePanel {
       this.stopPreview();
       this.preview.srcObject = callStream;
       this.preview.hidden = callStream.getVideoTracks().length === 0;
+      this.preview.play().catch(() => {}); // autoplay alone may wait for a frame that came before
       return;
     }
     this.stopPreview();
@@ -87,6 +88,7 @@ export class DevicePanel {
       this.previewStream = stream;
       this.preview.srcObject = stream;
       this.preview.hidden = false;
+      this.preview.play().catch(() => {});
     } catch (err) {
       this.note.textContent = 'No camera preview: the camera is unavailable or not allowed.';
     }
