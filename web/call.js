@@ -226,7 +226,9 @@ export function peerMedia(call) {
   const videoTrack = tracks.find((t) => t.kind === 'video');
   const audioTrack = tracks.find((t) => t.kind === 'audio');
   return {
-    video: Boolean(videoTrack && !videoTrack.muted) && (told ? told.video : true),
+    // Chromium does not mute a remote track whose sender stopped (replaceTrack(null)), so for a
+    // peer that never tells, "no video packets since the last stats sample" stands in as well.
+    video: Boolean(videoTrack && !videoTrack.muted) && (told ? told.video : !call.remoteVideoStalled),
     audio: told ? told.audio : !(audioTrack && audioTrack.muted),
   };
 }
@@ -294,6 +296,7 @@ export class CallManager {
       cameraUnavailable: '',
       peerMedia: null,
       quality: null,
+      remoteVideoStalled: false,
       clickedAt: null,
       connectedAt: null,
       endedAt: null,
@@ -868,9 +871,14 @@ export class CallManager {
       try {
         const current = readStats(await call.pc.getStats());
         const quality = qualityBetween(previous, current);
+        const stalled = Boolean(previous) && current.videoPackets <= previous.videoPackets;
         previous = current;
-        const changed = !call.quality || Object.keys(quality).some((k) => quality[k] !== call.quality[k]);
+        const changed =
+          !call.quality ||
+          stalled !== call.remoteVideoStalled ||
+          Object.keys(quality).some((k) => quality[k] !== call.quality[k]);
         call.quality = quality;
+        call.remoteVideoStalled = stalled;
         if (changed && call === this.call) this.update();
       } catch (err) {
         console.warn(`[CallJS] Could not read the call statistics: ${err.message}`);

@@ -20,17 +20,22 @@ export function classifyQuality({ rttMs, lossPct }) {
   return 'poor';
 }
 
-/** One reading of a stats report: `{rttMs, lost, received}` (counters since the call began). */
+/**
+ * One reading of a stats report: `{rttMs, lost, received, videoPackets}` (counters since the
+ * connection began; `videoPackets` tells whether any picture still arrives).
+ */
 export function readStats(stats) {
   let pair = null;
   let remoteRtt = null;
   let lost = 0;
   let received = 0;
+  let videoPackets = 0;
   stats.forEach((report) => {
     if (report.type === 'transport' && report.selectedCandidatePairId) pair = stats.get(report.selectedCandidatePairId);
     if (report.type === 'inbound-rtp') {
       lost += Math.max(0, report.packetsLost || 0);
       received += report.packetsReceived || 0;
+      if (report.kind === 'video') videoPackets += report.packetsReceived || 0;
     }
     // The far side's receiver reports also carry a round trip: used when no pair says one.
     if (report.type === 'remote-inbound-rtp' && typeof report.roundTripTime === 'number') remoteRtt = report.roundTripTime;
@@ -41,7 +46,7 @@ export function readStats(stats) {
     });
   }
   const seconds = pair && typeof pair.currentRoundTripTime === 'number' ? pair.currentRoundTripTime : remoteRtt;
-  return { rttMs: seconds == null ? null : Math.round(seconds * 1000), lost, received };
+  return { rttMs: seconds == null ? null : Math.round(seconds * 1000), lost, received, videoPackets };
 }
 
 /**

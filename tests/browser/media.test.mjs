@@ -24,6 +24,7 @@ const PAIRS = {
   quality: ['carol', 'dave'],
   audioOnly: ['erin', 'frank'],
   noMedia: ['gina', 'hank'],
+  silent: ['ivan', 'judy'],
 };
 
 const fixture = pairsFixture(PAIRS);
@@ -132,6 +133,35 @@ test('camera off and mute on A: B shows the avatar and the muted icon, no video 
   await waitHidden(pageB, 'remote-muted');
   assert.equal(await pageB.getByTestId('call-status').textContent(), 'connected');
   assert.ok(consoleHas(pageA, '✓ Sent call.media via WebSocket'));
+  await closePages(pageA, pageB);
+});
+
+/** In the page: a client that never sends `call.media` (as older clients do). */
+function neverSendMediaState() {
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (typeof data === 'string' && data.includes('"call.media"')) return undefined;
+    return send.call(this, data);
+  };
+  const fetch = window.fetch;
+  window.fetch = (input, init) =>
+    init && typeof init.body === 'string' && init.body.includes('"call.media"')
+      ? Promise.resolve(new Response('{"success": true, "recipients": 1, "online": 1}', { status: 200 }))
+      : fetch(input, init);
+}
+
+test('a peer that never sends call.media: its stopped video still gives way to the avatar, and its return to the video', async () => {
+  const [pageA, pageB] = await openPair('silent', { a: { initScripts: [neverSendMediaState] } });
+  await connect(pageA, pageB);
+  await expectRemoteVideoPlaying(pageB);
+  await waitHidden(pageB, 'remote-placeholder');
+  await pageA.getByTestId('toggle-camera').click();
+  await pageB.getByTestId('remote-placeholder').waitFor({ state: 'visible', timeout: 10000 });
+  assert.equal(await pageB.evaluate(() => window.switchboard.call.media.peer.video), false);
+  await pageA.getByTestId('toggle-camera').click();
+  await waitHidden(pageB, 'remote-placeholder');
+  await expectRemoteVideoPlaying(pageB);
+  assert.ok(!pageB.consoleLines.some((line) => line.startsWith('[CallJS] Peer media:')), 'no call.media reached B');
   await closePages(pageA, pageB);
 });
 
