@@ -9,6 +9,8 @@ import { SignalTransport } from './transport.js';
 import { CallManager, isCallSignal, peerMedia, startSignalPolling } from './call.js';
 import { applySpeaker } from './devices.js';
 import { DevicePanel } from './device-panel.js';
+import { Ringer, bindNotificationPrompt } from './ringer.js';
+import { CallWindow } from './call-window.js';
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -494,8 +496,12 @@ function bindChat() {
 // ---- the call window ----------------------------------------------------------------------------
 
 let callClock = null;
+const ringer = new Ringer();
+let callWindow = null;
 
 function bindCall() {
+  callWindow = new CallWindow({ calls: () => state.calls, config });
+  bindNotificationPrompt($('#notify-calls'));
   $('[data-testid="accept-call"]').addEventListener('click', () => state.calls.accept());
   $('[data-testid="decline-call"]').addEventListener('click', () => state.calls.decline());
   $('[data-testid="hangup"]').addEventListener('click', () => state.calls.hangup());
@@ -510,10 +516,7 @@ function bindCall() {
     if (chat) state.calls.startCall(chat);
   });
   $('#remote-video').addEventListener('click', (event) => event.currentTarget.play().catch(() => {}));
-  document.addEventListener('keydown', (event) => {
-    const call = state.calls && state.calls.call;
-    if (event.key === 'Escape' && call && call.over) state.calls.dismiss();
-  });
+  // Escape (decline / "Hang up?" / close) is the call window's: see call-window.js.
 }
 
 function attachStream(video, stream) {
@@ -541,12 +544,14 @@ const STATUS_HINTS = {
 function renderCall(call) {
   const modal = $('#call-modal');
   clearInterval(callClock);
-  document.title = call && call.incoming ? `Incoming call · Switchboard` : 'Switchboard';
+  // The ringer flashes the title while a call comes in, and restores it when the ringing stops.
+  ringer.update(call, call ? displayName(call.peer) : '');
   if (!call) {
     modal.hidden = true;
     attachStream($('#local-video'), null);
     attachStream($('#remote-video'), null);
     document.body.classList.remove('in-call');
+    callWindow.render(null);
     return;
   }
   modal.hidden = false;
@@ -597,6 +602,9 @@ function renderCall(call) {
   mute.setAttribute('aria-pressed', String(call.muted));
   mute.querySelector('.label').textContent = call.muted ? 'Unmute' : 'Mute';
   mute.disabled = !call.localStream;
+
+  // Focus, Escape, announcements, minimize and closing by itself: once the controls are drawn.
+  callWindow.render(call, peerName);
 }
 
 // ---- media state, quality and devices in the call window ----------------------------------------
@@ -681,6 +689,10 @@ window.switchboard = {
   },
   get cursor() {
     return state.transport ? state.transport.cursor : 0;
+  },
+  /** The ringing cues now on, and `level()`: the tone's peak amplitude as it leaves. */
+  get ringer() {
+    return { ...ringer.state, level: () => ringer.level() };
   },
   get pc() {
     const call = state.calls && state.calls.call;
