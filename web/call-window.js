@@ -49,7 +49,7 @@ export class CallWindow {
     this.confirmBox = $('#hangup-confirm');
     this.remoteVideo = $('#remote-video');
     this.dialog = new ModalDialog(this.modal, {
-      keepLive: [$('#call-announcer'), $('#toasts')],
+      keepLive: [$('#call-announcer'), $('#toasts'), $('#device-panel')],
       onEscape: () => this.escape(),
     });
     this.call = null;

@@ -115,8 +115,13 @@ export class ModalDialog {
     this.scope = node;
   }
 
+  /** A native modal dialog opened over this one (the device panel) owns keyboard and focus. */
+  nestedOpen() {
+    return [...document.querySelectorAll('dialog[open]')].some((d) => d !== this.node && d.matches(':modal'));
+  }
+
   onKeydown(event) {
-    if (!this.isOpen) return;
+    if (!this.isOpen || this.nestedOpen()) return;
     const inside = this.node.contains(document.activeElement);
     if (!this.modal && !inside) return;
     if (event.key === 'Escape') {
@@ -144,7 +149,7 @@ export class ModalDialog {
 
   /** Should anything still take focus outside a modal dialog (a script, a click), take it back. */
   onFocusIn(event) {
-    if (!this.isOpen || !this.modal) return;
+    if (!this.isOpen || !this.modal || this.nestedOpen()) return;
     const container = this.scope || this.node;
     if (!container.contains(event.target)) this.focus(null);
   }
