@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Accounts;
 use crate::bus::redis::RedisBus;
 use crate::bus::{Bus, LocalBus};
+use crate::calls::CallPolicy;
 use crate::cleanup::{self, Retention};
 use crate::clock::{Clock, SystemClock};
 use crate::http::{self, AppState};
@@ -136,6 +137,11 @@ impl App {
                 max_signals_per_fetch: config.max_signals_per_fetch,
                 send_rate_per_second: config.send_rate_per_second,
                 send_burst: config.send_burst,
+            },
+            call_policy: CallPolicy {
+                ring_timeout: config.call_ring_timeout,
+                rejoin_grace: config.call_rejoin_grace,
+                ..CallPolicy::default()
             },
             hub,
             bus,

@@ -71,6 +71,18 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {
                 relay.forget_idle_rate_limits();
+                // Calls nobody ended (tabs closed mid-ring or mid-call). It queries the store only
+                // while calls may be open, so it runs on every tick.
+                match relay.calls().sweep().await {
+                    Ok(report) if report.missed + report.abandoned > 0 => tracing::info!(
+                        missed = report.missed,
+                        abandoned = report.abandoned,
+                        "[CLEANUP] Ended {} calls nobody ended",
+                        report.missed + report.abandoned
+                    ),
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "[CLEANUP] call sweep failed; retrying next interval"),
+                }
                 let now = clock.now();
                 let busy = relay.last_stored().is_some_and(|at| at >= now.minus(busy_for));
                 let due = last_pass.is_none_or(|at: crate::domain::Timestamp| at <= now.minus(IDLE_PASS_EVERY));

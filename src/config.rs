@@ -102,6 +102,14 @@ pub struct Config {
     /// Call signals (`webrtc.*`, `call.*`) older than this are never delivered. Default `30s`.
     #[serde(with = "humantime_serde")]
     pub call_signal_ttl: Duration,
+    /// A call still ringing this long after its invite is recorded as missed (the caller's tab
+    /// vanished mid-ring). Default `90s`.
+    #[serde(with = "humantime_serde")]
+    pub call_ring_timeout: Duration,
+    /// An active call whose two people both have had no live connection this long is over
+    /// (both closed their tabs); a reload comes back well within it. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub call_rejoin_grace: Duration,
     /// Consumed signals are deleted this long after consumption. Default `1m`.
     #[serde(with = "humantime_serde")]
     pub consumed_retention: Duration,
@@ -205,6 +213,8 @@ impl Default for Config {
             turn_allow_loopback_peers: false,
             turn_allow_private_peers: false,
             call_signal_ttl: Duration::from_secs(30),
+            call_ring_timeout: Duration::from_secs(90),
+            call_rejoin_grace: Duration::from_secs(30),
             consumed_retention: Duration::from_secs(60),
             unconsumed_retention: Duration::from_secs(300),
             cleanup_interval: Duration::from_secs(5),

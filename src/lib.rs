@@ -10,6 +10,8 @@
 //! - [`chats`]: starting chats (who may be in one; a direct chat exists once).
 //! - [`relay`]: the signal relay service — validation that needs the store, per-recipient
 //!   `seq`, dedup by `signal_id`, expiry — knowing nothing of HTTP.
+//! - [`calls`]: the record of every call the relay relays — answered once, busy, rejoin after a
+//!   reload — and the call event messages of the chat history (docs/CALLS.md).
 //! - [`hub`]: this node's live push connections, keyed by user, with bounded queues.
 //! - [`bus`]: wakes the node(s) holding a user's connections (in-process; Redis later).
 //! - [`metrics`]: Prometheus counters and histograms for `GET /metrics`.
@@ -26,6 +28,7 @@
 pub mod app;
 pub mod auth;
 pub mod bus;
+pub mod calls;
 pub mod chats;
 pub mod cleanup;
 pub mod cli;

@@ -6,7 +6,11 @@
 import { api, ApiError } from './api.js';
 import { config } from './config.js';
 import { SignalTransport } from './transport.js';
-import { CallManager, isCallSignal, startSignalPolling } from './call.js';
+import { CallManager, isCallSignal, peerMedia, startSignalPolling } from './call.js';
+import { applySpeaker } from './devices.js';
+import { DevicePanel } from './device-panel.js';
+import { Ringer, bindNotificationPrompt } from './ringer.js';
+import { CallWindow } from './call-window.js';
 import { deviceId, deviceReady } from './device.js';
 import { describeCallEvent, previewOf } from './call-events.js';
 
@@ -332,8 +336,9 @@ function baseTitle() {
 }
 
 function renderTitle() {
-  const call = state.calls && state.calls.call;
-  document.title = call && call.incoming ? `Incoming call · ${baseTitle()}` : baseTitle();
+  // While a call rings the ringer flashes the title; it goes back to this base afterwards.
+  if (ringer.state.titleFlashing) ringer.baseTitle = baseTitle();
+  else document.title = baseTitle();
 }
 
 const chatIsSeen = (chatId) => chatId === state.openChatId && document.visibilityState === 'visible';
@@ -665,14 +670,19 @@ function bindChat() {
 // ---- the call window ----------------------------------------------------------------------------
 
 let callClock = null;
+const ringer = new Ringer();
+let callWindow = null;
 
 function bindCall() {
+  callWindow = new CallWindow({ calls: () => state.calls, config });
+  bindNotificationPrompt($('#notify-calls'));
   $('[data-testid="accept-call"]').addEventListener('click', () => state.calls.accept());
   $('[data-testid="decline-call"]').addEventListener('click', () => state.calls.decline());
   $('[data-testid="hangup"]').addEventListener('click', () => state.calls.hangup());
   $('[data-testid="toggle-mute"]').addEventListener('click', () => state.calls.toggleMute());
   $('[data-testid="toggle-camera"]').addEventListener('click', () => state.calls.toggleCamera());
   $('[data-testid="call-close"]').addEventListener('click', () => state.calls.dismiss());
+  $('[data-testid="call-devices"]').addEventListener('click', () => devicePanel.open());
   $('#call-again').addEventListener('click', () => {
     const call = state.calls.call;
     const chat = call && state.chats.find((c) => c.id === call.chatId);
@@ -680,10 +690,7 @@ function bindCall() {
     if (chat) state.calls.startCall(chat);
   });
   $('#remote-video').addEventListener('click', (event) => event.currentTarget.play().catch(() => {}));
-  document.addEventListener('keydown', (event) => {
-    const call = state.calls && state.calls.call;
-    if (event.key === 'Escape' && call && call.over) state.calls.dismiss();
-  });
+  // Escape (decline / "Hang up?" / close) is the call window's: see call-window.js.
 }
 
 function attachStream(video, stream) {
@@ -712,11 +719,14 @@ function renderCall(call) {
   const modal = $('#call-modal');
   clearInterval(callClock);
   renderTitle();
+  // The ringer flashes the title while a call comes in, and restores it when the ringing stops.
+  ringer.update(call, call ? displayName(call.peer) : '');
   if (!call) {
     modal.hidden = true;
     attachStream($('#local-video'), null);
     attachStream($('#remote-video'), null);
     document.body.classList.remove('in-call');
+    callWindow.render(null);
     return;
   }
   modal.hidden = false;
@@ -759,10 +769,7 @@ function renderCall(call) {
 
   attachStream($('#local-video'), call.over ? null : call.localStream);
   attachStream($('#remote-video'), call.over ? null : call.remoteStream);
-  const remoteHasVideo = Boolean(call.remoteStream && call.remoteStream.getVideoTracks().length) && !call.over;
-  $('#remote-placeholder').hidden = remoteHasVideo && call.status === 'connected';
-  $('#local-video').hidden = !call.localStream || call.over;
-  $('#local-video').classList.toggle('camera-off', call.cameraOff);
+  renderMediaState(call, peerName);
 
   $('#incoming-controls').hidden = !call.incoming || call.over;
   $('#active-controls').hidden = call.incoming || call.over;
@@ -773,10 +780,75 @@ function renderCall(call) {
   mute.setAttribute('aria-pressed', String(call.muted));
   mute.querySelector('.label').textContent = call.muted ? 'Unmute' : 'Mute';
   mute.disabled = !call.localStream;
+
+  // Focus, Escape, announcements, minimize and closing by itself: once the controls are drawn.
+  callWindow.render(call, peerName);
+}
+
+// ---- media state, quality and devices in the call window ----------------------------------------
+
+const QUALITY_LABELS = { good: 'Good connection', fair: 'Fair connection', poor: 'Poor connection' };
+
+/**
+ * What each side sends: the peer's avatar instead of video when their camera is off (or gives
+ * no frames), a muted-microphone icon while they are muted, our own self-view or "Camera off",
+ * the camera button (disabled, with the reason, on an audio-only call) and the quality bars.
+ */
+function renderMediaState(call, peerName) {
+  const live = !call.over;
+  const peer = peerMedia(call);
+  const connected = live && call.status === 'connected';
+  $('#remote-placeholder').hidden = connected && peer.video;
+  const cameraNote = $('#remote-camera-note');
+  cameraNote.hidden = !connected || peer.video;
+  cameraNote.textContent =
+    call.peerMedia && !call.peerMedia.video ? `${peerName}’s camera is off` : `No video from ${peerName}`;
+
+  const muted = $('#remote-muted');
+  muted.hidden = !(live && call.connectedAt && !peer.audio);
+  muted.setAttribute('aria-label', `${peerName} is muted`);
+  muted.title = `${peerName} is muted`;
+
+  const sendsVideo = Boolean(call.localStream && call.localStream.getVideoTracks().length) && !call.cameraOff;
+  $('#local-video').hidden = !live || !sendsVideo;
+  const localOff = $('#local-off');
+  localOff.hidden = !live || !call.localStream || sendsVideo;
+  localOff.querySelector('span').textContent = call.cameraUnavailable ? 'No camera' : 'Camera off';
+
   const camera = $('[data-testid="toggle-camera"]');
-  camera.setAttribute('aria-pressed', String(call.cameraOff));
-  camera.querySelector('.label').textContent = call.cameraOff ? 'Camera on' : 'Camera off';
-  camera.disabled = !call.localStream;
+  camera.setAttribute('aria-pressed', String(call.cameraOff && !call.cameraUnavailable));
+  camera.querySelector('.label').textContent = call.cameraUnavailable ? 'No camera' : call.cameraOff ? 'Camera on' : 'Camera off';
+  camera.disabled = !call.localStream || Boolean(call.cameraUnavailable) || Boolean(call.cameraSwitching);
+  camera.title = call.cameraUnavailable ? `${call.cameraUnavailable} The call is audio-only.` : '';
+
+  const quality = $('[data-testid="call-quality"]');
+  const level = call.quality && call.quality.level;
+  quality.hidden = !live || !call.connectedAt || !level;
+  quality.dataset.quality = level || '';
+  quality.querySelector('.quality-label').textContent = level ? QUALITY_LABELS[level] : '';
+  quality.title = call.quality
+    ? `Round trip ${call.quality.rttMs == null ? 'unknown' : `${call.quality.rttMs} ms`}, packet loss ${call.quality.lossPct} %`
+    : '';
+
+  // The chosen speaker, once the call may use devices (setSinkId needs that permission).
+  if (live && call.localStream) applySpeaker($('#remote-video'));
+}
+
+let devicePanel = null;
+
+function bindDevices() {
+  devicePanel = new DevicePanel({
+    dialog: $('#device-panel'),
+    callStream: () => {
+      const call = state.calls && state.calls.call;
+      return call && !call.over ? call.localStream : null;
+    },
+    onChoose: (choice, deviceId) => {
+      if (choice === 'speaker') applySpeaker($('#remote-video'), deviceId);
+      else if (state.calls && state.calls.active) state.calls.switchDevice(choice, deviceId);
+    },
+  });
+  $('[data-testid="open-settings"]').addEventListener('click', () => devicePanel.open());
 }
 
 // ---- debugging info -----------------------------------------------------------------------------
@@ -795,6 +867,10 @@ window.switchboard = {
   },
   get cursor() {
     return state.transport ? state.transport.cursor : 0;
+  },
+  /** The ringing cues now on, and `level()`: the tone's peak amplitude as it leaves. */
+  get ringer() {
+    return { ...ringer.state, level: () => ringer.level() };
   },
   get pc() {
     const call = state.calls && state.calls.call;
@@ -822,6 +898,8 @@ window.switchboard = {
     return {
       id, chatId, role, status, reason, clickedAt, connectedAt, endedAt, iceRestarts,
       statusLog: statusLog.slice(), path, hasRelay, relayOnly, reasonCode,
+      quality: call.quality ? { ...call.quality } : null,
+      media: { muted: call.muted, cameraOff: call.cameraOff, cameraUnavailable: call.cameraUnavailable, peer: peerMedia(call) },
     };
   },
 };
@@ -832,6 +910,7 @@ async function boot() {
   bindAuth();
   bindChat();
   bindCall();
+  bindDevices();
   bindPresence();
   try {
     const { user } = await api.me();

@@ -28,6 +28,8 @@
 
 import { api, ApiError } from './api.js';
 import { deviceId } from './device.js';
+import { openMedia } from './devices.js';
+import { QUALITY_INTERVAL_MS, qualityBetween, readStats } from './quality.js';
 
 const CALL_SIGNAL = /^(call|webrtc)\./;
 const RELAY_RETRY_DELAYS_MS = [250, 500, 1000, 2000, 4000];
@@ -44,6 +46,9 @@ const AWAY_RING_GRACE_MS = 10000;
 // A description or answer that could not be sent is sent again this often (the network is back
 // soon, or the grace window ends the call): a network blip must not end a call by itself.
 const RESEND_DELAY_MS = 2000;
+// getUserMedia errors after which a call goes on without the camera (audio only), as long as
+// the microphone alone still works.
+const CAMERA_FALLBACK_ERRORS = new Set(['NotFoundError', 'NotAllowedError', 'NotReadableError', 'OverconstrainedError']);
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -202,8 +207,45 @@ function mediaErrorMessage(err) {
   }
 }
 
+function cameraUnavailableReason(err) {
+  switch (err && err.name) {
+    case 'NotAllowedError':
+      return 'Camera access was denied.';
+    case 'NotReadableError':
+      return 'The camera is in use by another app.';
+    default:
+      return 'No camera was found.';
+  }
+}
+
 const name = (user) => (user && (user.display_name || user.username)) || 'The other person';
 const offlineText = (peer) => `${name(peer)} is offline — they will see a missed call.`;
+
+/** The transceiver that sends our `kind` ('audio' | 'video'): the one with a track, else any. */
+function transceiverFor(pc, kind) {
+  const ofKind = pc
+    .getTransceivers()
+    .filter((t) => t.currentDirection !== 'stopped' && t.direction !== 'stopped' && t.receiver.track.kind === kind);
+  return ofKind.find((t) => t.sender.track) || ofKind.find((t) => /send/.test(t.direction)) || ofKind[0] || null;
+}
+
+/**
+ * What the peer sends, as the UI shows it: `{video, audio}`. The peer's `call.media` says it;
+ * for a peer that never does, a remote track's mute/unmute events stand in. Video also needs a
+ * live, unmuted track (frames really arriving), so the avatar shows rather than black.
+ */
+export function peerMedia(call) {
+  const told = call.peerMedia;
+  const tracks = call.remoteStream ? call.remoteStream.getTracks().filter((t) => t.readyState === 'live') : [];
+  const videoTrack = tracks.find((t) => t.kind === 'video');
+  const audioTrack = tracks.find((t) => t.kind === 'audio');
+  return {
+    // Chromium does not mute a remote track whose sender stopped (replaceTrack(null)), so for a
+    // peer that never tells, "no video packets since the last stats sample" stands in as well.
+    video: Boolean(videoTrack && !videoTrack.muted) && (told ? told.video : !call.remoteVideoStalled),
+    audio: told ? told.audio : !(audioTrack && audioTrack.muted),
+  };
+}
 
 /**
  * One call at a time. The UI reads `manager.call` (a plain object, below) and re-renders on
@@ -289,6 +331,12 @@ export class CallManager {
       timers: {},
       muted: false,
       cameraOff: false,
+      // Media state: why the call is audio-only ('' when the camera works), what the peer said
+      // of its microphone and camera (`call.media`), and the connection quality.
+      cameraUnavailable: '',
+      peerMedia: null,
+      quality: null,
+      remoteVideoStalled: false,
       clickedAt: null,
       connectedAt: null,
       endedAt: null,
@@ -341,13 +389,14 @@ export class CallManager {
 
   // ---- media and the peer connection --------------------------------------------------------
 
-  async getMedia() {
+  /** Camera and microphone (or the microphone alone), on the devices the person chose. */
+  async getMedia({ video = true } = {}) {
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       const err = new Error('getUserMedia unavailable');
       err.name = 'NotSupportedError';
       throw err;
     }
-    return navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    return openMedia({ video, audio: true });
   }
 
   /**
@@ -391,6 +440,7 @@ export class CallManager {
     pc.ontrack = ({ track }) => {
       if (stale()) return;
       call.remoteStream.addTrack(track);
+      this.watchRemoteTrack(call, track);
       if (call === this.call) this.update();
     };
     pc.onnegotiationneeded = async () => {
@@ -509,6 +559,8 @@ export class CallManager {
       if (!call.connectedAt) call.connectedAt = Date.now();
       this.setStatus(call, 'connected');
       this.learnPath(call);
+      this.sendMediaState(call); // again after every reconnect, so a rejoined peer learns it
+      this.watchQuality(call);
     } else if (state === 'disconnected') {
       this.connectionBroke(call, false);
     } else if (state === 'failed') {
@@ -647,7 +699,7 @@ export class CallManager {
     call.timers.ring = setTimeout(() => this.ringTimedOut(call), this.config.ringTimeoutMs);
     let result;
     try {
-      result = await this.send('call.invite', { call_id: call.id, video: true }, { call, signalId: call.inviteSignalId });
+      result = await this.send('call.invite', { call_id: call.id, video: !call.cameraUnavailable }, { call, signalId: call.inviteSignalId });
     } catch (err) {
       if (err.code === 'busy') {
         // The server keeps the record of it: the other person sees it in the chat's history.
@@ -677,9 +729,23 @@ export class CallManager {
       call.localStream = await this.getMedia();
     } catch (err) {
       console.warn(`[CallJS] getUserMedia failed: ${err.name}`);
-      onDenied?.();
-      this.fail(call, mediaErrorMessage(err), 'media');
-      return false;
+      let failure = err;
+      if (CAMERA_FALLBACK_ERRORS.has(err.name)) {
+        // No camera (or not allowed, or busy): the call goes on with the microphone alone.
+        try {
+          call.localStream = await this.getMedia({ video: false });
+          call.cameraUnavailable = cameraUnavailableReason(err);
+          console.log(`[CallJS] Camera unavailable (${err.name}): going on as an audio-only call`);
+        } catch (audioErr) {
+          console.warn(`[CallJS] getUserMedia (microphone only) failed: ${audioErr.name}`);
+          failure = audioErr;
+        }
+      }
+      if (!call.localStream) {
+        onDenied?.();
+        this.fail(call, mediaErrorMessage(failure), 'media');
+        return false;
+      }
     }
     if (call.over) {
       call.localStream.getTracks().forEach((t) => t.stop());
@@ -784,16 +850,162 @@ export class CallManager {
     const call = this.call;
     if (!call || !call.localStream) return;
     call.muted = !call.muted;
+    // A disabled audio track sends silence: the connection and its statistics stay alive.
     call.localStream.getAudioTracks().forEach((t) => (t.enabled = !call.muted));
+    this.sendMediaState(call);
     this.update();
   }
 
-  toggleCamera() {
+  /**
+   * Camera off stops sending video altogether (the sender's track becomes null: no black
+   * frames) and releases the camera, so its light goes out; camera on opens it again on the
+   * chosen device and puts the new track on the same sender.
+   */
+  async toggleCamera() {
     const call = this.call;
-    if (!call || !call.localStream) return;
-    call.cameraOff = !call.cameraOff;
-    call.localStream.getVideoTracks().forEach((t) => (t.enabled = !call.cameraOff));
+    if (!call || !call.localStream || call.cameraUnavailable || call.cameraSwitching) return;
+    if (!call.cameraOff) {
+      call.cameraOff = true;
+      await this.replaceLocalTrack(call, 'video', null);
+    } else {
+      call.cameraSwitching = true;
+      this.update();
+      let track;
+      try {
+        track = await this.openDevice('camera');
+      } catch (err) {
+        console.warn(`[CallJS] Could not turn the camera on: ${err.name}`);
+        this.onNotice(`Could not turn the camera on: ${cameraUnavailableReason(err)}`);
+        return;
+      } finally {
+        call.cameraSwitching = false;
+      }
+      if (call.over) {
+        track.stop();
+        return;
+      }
+      call.cameraOff = false;
+      await this.replaceLocalTrack(call, 'video', track);
+    }
+    console.log(`[CallJS] Camera ${call.cameraOff ? 'off' : 'on'}`);
+    this.sendMediaState(call);
     this.update();
+  }
+
+  /** One track from the chosen `choice` ('camera' | 'mic'), or `deviceId` when given. */
+  async openDevice(choice, deviceId) {
+    const stream = await openMedia({ video: choice === 'camera', audio: choice === 'mic', [choice]: deviceId });
+    return stream.getTracks()[0];
+  }
+
+  /**
+   * Another camera or microphone during a call: the new track replaces the old one on its
+   * sender (no renegotiation) and in the self-view. A camera that is off is only remembered
+   * (devices.js), and used when it comes on.
+   */
+  async switchDevice(choice, deviceId) {
+    const call = this.call;
+    if (!call || call.over || !call.localStream) return;
+    if (choice === 'camera' && (call.cameraOff || call.cameraUnavailable || call.cameraSwitching)) return;
+    if (choice === 'camera') call.cameraSwitching = true;
+    let track;
+    try {
+      track = await this.openDevice(choice, deviceId);
+    } catch (err) {
+      console.warn(`[CallJS] Could not switch the ${choice}: ${err.name}`);
+      this.onNotice(`Could not switch to that ${choice === 'camera' ? 'camera' : 'microphone'} (${err.name}).`);
+      return;
+    } finally {
+      if (choice === 'camera') call.cameraSwitching = false;
+    }
+    if (call.over || call !== this.call || (choice === 'camera' && call.cameraOff)) {
+      track.stop();
+      return;
+    }
+    if (track.kind === 'audio') track.enabled = !call.muted;
+    await this.replaceLocalTrack(call, track.kind, track);
+    console.log(`[CallJS] Switched the ${choice} to ${track.label || deviceId}`);
+    this.update();
+  }
+
+  /** Puts `track` (or nothing) in place of our `kind` track: in the local stream and on the wire. */
+  async replaceLocalTrack(call, kind, track) {
+    const stream = call.localStream;
+    for (const old of stream.getTracks().filter((t) => t.kind === kind)) {
+      stream.removeTrack(old);
+      old.stop();
+    }
+    if (track) stream.addTrack(track);
+    const pc = call.pc;
+    // Not yet on a connection: attachLocalTracks will add what the stream holds by then.
+    if (!pc || pc.signalingState === 'closed' || !call.tracksAttached) return;
+    const transceiver = transceiverFor(pc, kind);
+    if (transceiver) {
+      await transceiver.sender.replaceTrack(track);
+      // A transceiver that only received so far (the call began without this track) must now
+      // send too: that one change does need a negotiation (perfect negotiation runs it).
+      if (track && !/send/.test(transceiver.direction)) {
+        transceiver.direction = transceiver.direction === 'inactive' ? 'sendonly' : 'sendrecv';
+      }
+    } else if (track) {
+      pc.addTrack(track, stream); // a first track of this kind: negotiated like any
+    }
+  }
+
+  /** Tells the peer whether our microphone and camera are on (`call.media`). */
+  sendMediaState(call) {
+    if (!call || call.over || !call.accepted) return; // before the answer: sent once connected
+    const video = Boolean(call.localStream && call.localStream.getVideoTracks().some((t) => t.readyState === 'live'));
+    const payload = { call_id: call.id, audio: !call.muted, video: video && !call.cameraOff };
+    this.send('call.media', payload, { call }).catch((err) =>
+      console.warn(`[CallJS] Media state not sent: ${err.message}`),
+    );
+  }
+
+  onPeerMedia(call, payload) {
+    call.peerMedia = { audio: payload.audio !== false, video: payload.video !== false };
+    console.log(`[CallJS] Peer media: audio ${call.peerMedia.audio ? 'on' : 'off'}, video ${call.peerMedia.video ? 'on' : 'off'}`);
+    this.update();
+  }
+
+  /** A remote track's mute/unmute (no packets / packets again) redraws the placeholder. */
+  watchRemoteTrack(call, track) {
+    const redraw = () => {
+      if (call === this.call && !call.over) this.update();
+    };
+    track.addEventListener('mute', redraw);
+    track.addEventListener('unmute', redraw);
+    track.addEventListener('ended', redraw);
+  }
+
+  /**
+   * Samples the connection's quality every QUALITY_INTERVAL_MS while the call lasts (see
+   * quality.js). It reads `call.pc` afresh each time, so a replaced connection is followed.
+   */
+  watchQuality(call) {
+    if (call.timers.quality) return;
+    let previous = null;
+    const sample = async () => {
+      if (call.over || !call.pc) return;
+      try {
+        const current = readStats(await call.pc.getStats());
+        const quality = qualityBetween(previous, current);
+        const stalled = Boolean(previous) && current.videoPackets <= previous.videoPackets;
+        previous = current;
+        const changed =
+          !call.quality ||
+          stalled !== call.remoteVideoStalled ||
+          Object.keys(quality).some((k) => quality[k] !== call.quality[k]);
+        call.quality = quality;
+        call.remoteVideoStalled = stalled;
+        if (changed && call === this.call) this.update();
+      } catch (err) {
+        console.warn(`[CallJS] Could not read the call statistics: ${err.message}`);
+      }
+    };
+    sample();
+    // setInterval's id lives with the timers: finish() clears it (clearTimeout clears intervals too).
+    call.timers.quality = setInterval(sample, QUALITY_INTERVAL_MS);
   }
 
   /** Closes the call window after the call is over. */
@@ -891,7 +1103,7 @@ export class CallManager {
         break;
       case 'call.decline':
         if (payload.reason === 'busy') this.finish(call, 'ended', `${name(call.peer)} is in another call.`, 'busy');
-        else if (payload.reason === 'media') this.finish(call, 'ended', `${name(call.peer)} could not start their camera.`, 'media');
+        else if (payload.reason === 'media') this.finish(call, 'ended', `${name(call.peer)} ’s camera and microphone are unavailable.`, 'media');
         else this.finish(call, 'ended', `${name(call.peer)} declined the call.`, 'declined');
         break;
       case 'call.cancel':
@@ -916,6 +1128,9 @@ export class CallManager {
         break;
       case 'call.rejoin':
         await this.peerRejoined(call, payload);
+        break;
+      case 'call.media':
+        this.onPeerMedia(call, payload);
         break;
       case 'webrtc.offer':
       case 'webrtc.answer':

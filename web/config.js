@@ -20,6 +20,10 @@ const DEFAULTS = {
   rejoinGraceMs: 30000,
   // How long a push transport may take to say `welcome` before the next one is tried.
   connectTimeoutMs: 5000,
+  // How long the call window stays open, showing "ended", after a call this person ended
+  // (hang up or decline) before it closes by itself. A call the other side ended, or that
+  // failed, stays open with its reason until closed.
+  endedCloseMs: 3000,
   // The push transports to try, best first (a test can leave some out).
   transports: 'websocket,sse,longpoll,polling',
 };

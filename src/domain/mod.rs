@@ -4,12 +4,14 @@
 //! which the HTTP layer turns into a 400 with the message as written here.
 
 mod account;
+mod call;
 mod chat;
 mod ids;
 mod signal;
 mod timestamp;
 
 pub use account::{DisplayName, Password, Username};
+pub use call::{reason_token, CallEvent, CallId, CallOutcome, CallRecord, CallState, DeviceId};
 pub use chat::{ChatTitle, MessageBody};
 pub use ids::{ChatId, MessageId, Seq, UserId};
 pub use signal::{SignalId, SignalType};

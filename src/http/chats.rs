@@ -12,14 +12,17 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{AppJson, AppPath, AppQuery, CurrentUser};
 use super::AppState;
 use crate::chats::{start_chat, Started};
-use crate::domain::{ChatId, MessageBody};
-use crate::store::{Chat, Message, NewMessage};
+use std::collections::HashMap;
+
+use crate::domain::{ChatId, MessageBody, MessageId, Timestamp};
+use crate::store::{Chat, ChatActivity, Message, NewMessage, User};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_chats, create_chat))
         .routes(routes!(get_chat))
         .routes(routes!(list_messages, post_message))
+        .routes(routes!(mark_read))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -32,7 +35,42 @@ pub struct CreateChatBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChatList {
     success: bool,
-    chats: Vec<Chat>,
+    /// Most recent activity first.
+    chats: Vec<ChatEntry>,
+}
+
+/// A chat as the signed-in user's chat list shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatEntry {
+    id: ChatId,
+    title: Option<String>,
+    participants: Vec<Participant>,
+    created_at: Timestamp,
+    /// The newest message (a text or a call event), if any.
+    last_message: Option<Message>,
+    /// Messages from others after the user's read marker.
+    unread: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Participant {
+    #[serde(flatten)]
+    user: User,
+    /// Whether the person has a live push connection (WebSocket, SSE or long-poll) on any node.
+    online: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReadBody {
+    /// The id of the newest message the user has seen.
+    upto: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadReply {
+    success: bool,
+    /// Messages from others still unread in this chat.
+    unread: u32,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -79,7 +117,8 @@ async fn create_chat(
     })
 }
 
-/// The caller's chats, newest first.
+/// The caller's chats, most recent activity first, each with its last message, the caller's
+/// unread count and who is online.
 #[utoipa::path(get, path = "/api/chats/", tag = "chats",
     responses((status = 200, body = ChatList), (status = 401, body = ErrorBody)))]
 async fn list_chats(
@@ -87,9 +126,78 @@ async fn list_chats(
     current: CurrentUser,
 ) -> Result<Json<ChatList>, ApiError> {
     let chats = state.store.chats_of(current.user.id).await?;
+    let mut activity: HashMap<ChatId, ChatActivity> = state
+        .store
+        .chat_activity(current.user.id)
+        .await?
+        .into_iter()
+        .map(|a| (a.chat, a))
+        .collect();
+    let presence = state.relay.presence();
+    let mut entries: Vec<ChatEntry> = chats
+        .into_iter()
+        .map(|chat| {
+            let activity = activity.remove(&chat.id);
+            ChatEntry {
+                id: chat.id,
+                title: chat.title,
+                participants: chat
+                    .participants
+                    .into_iter()
+                    .map(|user| Participant {
+                        online: presence.is_online(user.id),
+                        user,
+                    })
+                    .collect(),
+                created_at: chat.created_at,
+                unread: activity.as_ref().map_or(0, |a| a.unread),
+                last_message: activity.and_then(|a| a.last_message),
+            }
+        })
+        .collect();
+    let last_active = |e: &ChatEntry| {
+        e.last_message
+            .as_ref()
+            .map_or(e.created_at, |m| m.created_at)
+    };
+    entries.sort_by(|a, b| {
+        last_active(b)
+            .cmp(&last_active(a))
+            .then(b.id.0.cmp(&a.id.0))
+    });
     Ok(Json(ChatList {
         success: true,
-        chats,
+        chats: entries,
+    }))
+}
+
+/// Marks the chat read up to a message (the read marker only moves forward).
+#[utoipa::path(post, path = "/api/chats/{chat_id}/read", tag = "chats",
+    params(("chat_id" = i64, Path)), request_body = ReadBody,
+    responses((status = 200, body = ReadReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn mark_read(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    AppPath(chat_id): AppPath<i64>,
+    AppJson(body): AppJson<ReadBody>,
+) -> Result<Json<ReadReply>, ApiError> {
+    if body.upto < 0 {
+        return Err(ApiError::BadRequest(
+            "upto must be a message id (0 or more)".to_owned(),
+        ));
+    }
+    let chat = state
+        .relay
+        .participant_chat(&current.user, ChatId(chat_id))
+        .await?;
+    let unread = state
+        .store
+        .mark_read(current.user.id, chat.id, MessageId(body.upto))
+        .await?;
+    Ok(Json(ReadReply {
+        success: true,
+        unread,
     }))
 }
 
@@ -152,6 +260,7 @@ async fn post_message(
             chat: chat.id,
             sender: &current.user,
             body: body.as_str(),
+            call: None,
             now: state.clock.now(),
         })
         .await?;

@@ -35,6 +35,10 @@ pub enum ApiError {
     /// 409: conflicts with what exists (a taken username, a reused signal_id).
     #[error("{0}")]
     Conflict(String),
+    /// 409 with a machine-readable `code`: a call signal its call's state refuses
+    /// (`busy`, `answered_elsewhere`, … see docs/CALLS.md).
+    #[error("{message}")]
+    CallConflict { code: &'static str, message: String },
     /// 413: a body or payload over its limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -62,6 +66,9 @@ pub struct ErrorBody {
     pub success: bool,
     /// What went wrong, for a person to read.
     pub error: String,
+    /// For refused call signals: what a client can act on (`busy`, `answered_elsewhere`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
 }
 
 /// Attached to error responses so [`log_rejections`] can say why a request was refused.
@@ -78,12 +85,20 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::CallConflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable code of the error, if it has one.
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            Self::CallConflict { code, .. } => Some(code),
+            _ => None,
         }
     }
 
@@ -114,6 +129,7 @@ impl IntoResponse for ApiError {
             status,
             Json(ErrorBody {
                 success: false,
+                code: self.code(),
                 error: message,
             }),
         )
@@ -156,7 +172,25 @@ impl From<RelayError> for ApiError {
                 message: err.to_string(),
                 retry_after: std::time::Duration::from_secs(5),
             },
+            RelayError::Call(call) => call.into(),
             RelayError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<crate::calls::CallError> for ApiError {
+    fn from(err: crate::calls::CallError) -> Self {
+        use crate::calls::CallError;
+        match err {
+            CallError::Invalid(_) => Self::BadRequest(err.to_string()),
+            CallError::Store(store) => store.into(),
+            other => match other.code() {
+                Some(code) => Self::CallConflict {
+                    code,
+                    message: other.to_string(),
+                },
+                None => Self::Conflict(other.to_string()),
+            },
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod calls;
 pub mod chats;
 pub mod error;
 pub mod events;
@@ -84,6 +85,7 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(chats::router())
+        .merge(calls::router())
         .merge(p2p::router())
         .merge(health::router())
 }

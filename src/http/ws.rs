@@ -313,12 +313,16 @@ fn relay_error_frame(reference: Option<serde_json::Value>, err: RelayError) -> S
         status = error.status().as_u16(),
         "[P2P_SEND] Rejected WebSocket frame: {error}"
     );
-    error_frame(
+    let mut frame = error_json(
         reference,
         error.status().as_u16(),
         &error.to_string(),
         retry_after,
-    )
+    );
+    if let Some(code) = error.code() {
+        frame["code"] = code.into();
+    }
+    frame.to_string()
 }
 
 fn error_frame(
@@ -327,6 +331,15 @@ fn error_frame(
     message: &str,
     retry_after: Option<Duration>,
 ) -> String {
+    error_json(reference, status, message, retry_after).to_string()
+}
+
+fn error_json(
+    reference: Option<serde_json::Value>,
+    status: u16,
+    message: &str,
+    retry_after: Option<Duration>,
+) -> serde_json::Value {
     json!({
         "op": "error",
         "ref": reference,
@@ -334,5 +347,4 @@ fn error_frame(
         "error": message,
         "retry_after_ms": retry_after.map(|d| d.as_millis() as u64),
     })
-    .to_string()
 }

@@ -20,6 +20,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::value::RawValue;
 
 use crate::bus::Bus;
+use crate::calls::{CallError, CallPolicy, Calls, ANSWERED_ELSEWHERE};
 use crate::clock::Clock;
 use crate::domain::{ChatId, Seq, SignalId, SignalType, UserId, ValidationError};
 use crate::hub::{Hub, Push, TooManyConnections};
@@ -65,6 +66,9 @@ pub enum RelayError {
     RateLimited { retry_after: Duration },
     #[error(transparent)]
     TooManyConnections(#[from] TooManyConnections),
+    /// The call's record refused the signal (docs/CALLS.md).
+    #[error(transparent)]
+    Call(#[from] CallError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -106,6 +110,7 @@ struct Shared {
     writer: GroupCommit,
     watermarks: Arc<AckWatermarks>,
     last_stored: Arc<AtomicI64>,
+    calls: Calls,
 }
 
 /// What the relay is built from.
@@ -113,6 +118,7 @@ pub struct RelayParts {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub policy: RelayPolicy,
+    pub call_policy: CallPolicy,
     pub hub: Hub,
     pub bus: Arc<dyn Bus>,
     pub metrics: Arc<Metrics>,
@@ -133,8 +139,15 @@ impl Relay {
             watermarks: watermarks.clone(),
             last_stored: last_stored.clone(),
         });
+        let calls = Calls::new(
+            parts.store.clone(),
+            parts.clock.clone(),
+            parts.bus.clone(),
+            parts.call_policy,
+        );
         Self {
             shared: Arc::new(Shared {
+                calls,
                 chats: ChatCache::default(),
                 writer,
                 watermarks,
@@ -160,6 +173,16 @@ impl Relay {
 
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
+    }
+
+    /// Who is online: a live push connection on any node.
+    pub fn presence(&self) -> &dyn Bus {
+        self.shared.bus.as_ref()
+    }
+
+    /// The call records the relay keeps while it relays call signals.
+    pub fn calls(&self) -> &Calls {
+        &self.shared.calls
     }
 
     fn store(&self) -> &dyn Store {
@@ -236,6 +259,14 @@ impl Relay {
             .iter()
             .filter(|&&r| self.shared.bus.is_online(r))
             .count() as u32;
+        let notice = if kind.is_call() {
+            self.shared
+                .calls
+                .apply(sender, &chat, &kind, &signal.payload)
+                .await?
+        } else {
+            None
+        };
         let reply = self
             .shared
             .writer
@@ -249,6 +280,22 @@ impl Relay {
                 recipients,
             })
             .await?;
+        if let Some(notice) = notice {
+            // The sender's own other tabs stop ringing; queued after the signal, not awaited.
+            let _commit = self
+                .shared
+                .writer
+                .append(PendingSignal {
+                    sender: sender.clone(),
+                    chat: chat.id,
+                    kind: SignalType::parse(ANSWERED_ELSEWHERE)?,
+                    payload: notice.payload,
+                    signal_id: SignalId::generate(),
+                    to: Some(notice.user),
+                    recipients: vec![notice.user],
+                })
+                .await?;
+        }
         Ok(QueuedSend {
             relay: self.clone(),
             reply,
@@ -450,12 +497,7 @@ impl Relay {
 
     /// Pushes a new chat message to every participant's connections.
     pub fn publish_message(&self, chat: &Chat, message: &Message) {
-        let json = to_json(message);
-        for participant in &chat.participants {
-            self.shared
-                .bus
-                .publish(participant.id, Push::Message(json.clone()));
-        }
+        publish_message(self.shared.bus.as_ref(), chat, message);
     }
 
     fn publish_receipts(&self, changed: Vec<crate::store::Acked>, status: ReceiptStatus) {
@@ -548,6 +590,14 @@ impl QueuedSend {
                 })
             }
         }
+    }
+}
+
+/// Pushes a new chat message to every participant's connections, on every node.
+pub(crate) fn publish_message(bus: &dyn Bus, chat: &Chat, message: &Message) {
+    let json = to_json(message);
+    for participant in &chat.participants {
+        bus.publish(participant.id, Push::Message(json.clone()));
     }
 }
 

@@ -49,6 +49,15 @@ metered! {
     fn chats_of(&self, user: UserId) -> StoreResult<Vec<Chat>>;
     fn add_message(&self, new: NewMessage<'_>) -> StoreResult<Message>;
     fn messages(&self, chat: ChatId, before: Option<i64>, limit: u32) -> StoreResult<Vec<Message>>;
+    fn chat_activity(&self, user: UserId) -> StoreResult<Vec<ChatActivity>>;
+    fn mark_read(&self, user: UserId, chat: ChatId, upto: MessageId) -> StoreResult<u32>;
+    fn insert_call(&self, call: &CallRecord) -> StoreResult<bool>;
+    fn call(&self, id: &CallId) -> StoreResult<Option<CallRecord>>;
+    fn open_calls_of(&self, user: UserId) -> StoreResult<Vec<CallRecord>>;
+    fn open_calls(&self) -> StoreResult<Vec<CallRecord>>;
+    fn answer_call(&self, id: &CallId, device: Option<&str>, now: Timestamp) -> StoreResult<Option<CallRecord>>;
+    fn end_call(&self, end: CallEnd<'_>) -> StoreResult<Option<CallRecord>>;
+    fn delete_calls_ended_before(&self, before: Timestamp) -> StoreResult<u64>;
     fn write_batch(&self, batch: WriteBatch<'_>) -> StoreResult<BatchOutcome>;
     fn take_signals(&self, query: SignalQuery) -> StoreResult<Vec<StoredSignal>>;
     fn fetch_after(&self, recipient: UserId, chat: Option<ChatId>, after: Seq, call_cutoff: Timestamp, limit: u32) -> StoreResult<Vec<StoredSignal>>;

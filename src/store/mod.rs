@@ -13,7 +13,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 
-use crate::domain::{ChatId, Seq, Timestamp, UserId};
+use crate::domain::{CallId, CallRecord, ChatId, MessageId, Seq, Timestamp, UserId};
 pub use records::*;
 
 /// What can go wrong in the store, as the layers above need to tell it apart.
@@ -91,6 +91,32 @@ pub trait Store: Send + Sync + 'static {
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
+
+    /// Every chat of `user` with its newest message and `user`'s unread count.
+    async fn chat_activity(&self, user: UserId) -> StoreResult<Vec<ChatActivity>>;
+    /// Moves `user`'s read marker in `chat` forward to `upto` (never back); returns how many
+    /// messages from others are still unread there.
+    async fn mark_read(&self, user: UserId, chat: ChatId, upto: MessageId) -> StoreResult<u32>;
+
+    // ---- calls (docs/CALLS.md) ----
+    /// Stores a new call; false when a call with this id exists already.
+    async fn insert_call(&self, call: &CallRecord) -> StoreResult<bool>;
+    async fn call(&self, id: &CallId) -> StoreResult<Option<CallRecord>>;
+    /// The calls of `user` still ringing or active, newest first.
+    async fn open_calls_of(&self, user: UserId) -> StoreResult<Vec<CallRecord>>;
+    /// Every call still ringing or active (a handful), oldest first.
+    async fn open_calls(&self) -> StoreResult<Vec<CallRecord>>;
+    /// Moves a ringing call to active, answered by `device`; `None` if it was not ringing.
+    async fn answer_call(
+        &self,
+        id: &CallId,
+        device: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<Option<CallRecord>>;
+    /// Ends a call that is in state `end.from`; `None` if it was not.
+    async fn end_call(&self, end: CallEnd<'_>) -> StoreResult<Option<CallRecord>>;
+    /// Forgets finished calls (their event messages stay in the chats).
+    async fn delete_calls_ended_before(&self, before: Timestamp) -> StoreResult<u64>;
 
     // ---- signals ----
     /// Appends signals and applies acknowledgements in one transaction (a group commit).

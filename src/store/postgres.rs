@@ -13,7 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use super::rows::*;
 use super::sql::*;
 use super::*;
-use crate::domain::MessageId;
+use crate::domain::{CallOutcome, MessageId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 

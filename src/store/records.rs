@@ -4,7 +4,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use crate::domain::{ChatId, MessageId, Seq, Timestamp, UserId};
+use crate::domain::{
+    CallEvent, CallId, CallOutcome, CallState, ChatId, MessageId, Seq, Timestamp, UserId,
+};
 
 /// A user as others see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -72,16 +74,60 @@ pub struct NewMessage<'a> {
     pub chat: ChatId,
     pub sender: &'a User,
     pub body: &'a str,
+    /// `Some` for a call event message (`kind: "call"`).
+    pub call: Option<&'a CallEvent>,
     pub now: Timestamp,
+}
+
+/// What a message is: something a person wrote, or the record of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageKind {
+    Text,
+    Call,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Call => "call",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Message {
     pub id: MessageId,
     pub chat_id: ChatId,
+    pub kind: MessageKind,
     pub sender: User,
+    /// The text; for a call event, a plain-text summary ("Missed video call").
     pub body: String,
+    /// The call event, for `kind: "call"`; null otherwise.
+    pub call: Option<CallEvent>,
     pub created_at: Timestamp,
+}
+
+/// Ends a call, if it is still in state `from` (a compare-and-set, so two nodes or two tabs
+/// racing to end or answer a call settle on one outcome).
+#[derive(Debug, Clone, Copy)]
+pub struct CallEnd<'a> {
+    pub call: &'a CallId,
+    pub from: CallState,
+    pub outcome: CallOutcome,
+    pub reason: Option<&'a str>,
+    pub ended_by: Option<UserId>,
+    pub now: Timestamp,
+}
+
+/// One chat as its list entry shows it to one participant.
+#[derive(Debug, Clone)]
+pub struct ChatActivity {
+    pub chat: ChatId,
+    pub last_message: Option<Message>,
+    /// Messages from others after this participant's read marker.
+    pub unread: u32,
 }
 
 #[derive(Debug)]

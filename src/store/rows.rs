@@ -6,7 +6,9 @@ use serde_json::value::RawValue;
 
 use super::records::*;
 use super::{StoreError, StoreResult};
-use crate::domain::{ChatId, MessageId, Seq, Timestamp, UserId};
+use crate::domain::{
+    CallId, CallOutcome, CallRecord, CallState, ChatId, MessageId, Seq, Timestamp, UserId,
+};
 
 #[derive(sqlx::FromRow)]
 pub struct UserRow {
@@ -72,11 +74,14 @@ pub fn chats_from(rows: Vec<ChatMemberRow>) -> Vec<Chat> {
     chats
 }
 
+/// The columns of a message with its sender, as `MESSAGE_COLUMNS` selects them.
 #[derive(sqlx::FromRow)]
 pub struct MessageRow {
     pub id: i64,
     pub chat_id: i64,
+    pub kind: String,
     pub body: String,
+    pub meta: Option<String>,
     pub created_at: i64,
     pub sender_id: i64,
     pub sender_username: String,
@@ -85,17 +90,135 @@ pub struct MessageRow {
 
 impl From<MessageRow> for Message {
     fn from(row: MessageRow) -> Self {
+        // A call event that cannot be read back (written by a newer version, say) shows as its
+        // plain-text body rather than failing the whole list.
+        let call = (row.kind == "call")
+            .then(|| {
+                row.meta
+                    .as_deref()
+                    .and_then(|m| serde_json::from_str(m).ok())
+            })
+            .flatten();
         Message {
             id: MessageId(row.id),
             chat_id: ChatId(row.chat_id),
+            kind: if call.is_some() {
+                MessageKind::Call
+            } else {
+                MessageKind::Text
+            },
             sender: User {
                 id: UserId(row.sender_id),
                 username: row.sender_username,
                 display_name: row.sender_display_name,
             },
             body: row.body,
+            call,
             created_at: Timestamp(row.created_at),
         }
+    }
+}
+
+/// A chat of one participant with its unread count and, when it has messages, the last one.
+#[derive(sqlx::FromRow)]
+pub struct ChatActivityRow {
+    pub activity_chat_id: i64,
+    pub unread: i64,
+    #[sqlx(flatten)]
+    pub last: OptionalMessageRow,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct OptionalMessageRow {
+    pub id: Option<i64>,
+    pub chat_id: Option<i64>,
+    pub kind: Option<String>,
+    pub body: Option<String>,
+    pub meta: Option<String>,
+    pub created_at: Option<i64>,
+    pub sender_id: Option<i64>,
+    pub sender_username: Option<String>,
+    pub sender_display_name: Option<String>,
+}
+
+impl From<ChatActivityRow> for ChatActivity {
+    fn from(row: ChatActivityRow) -> Self {
+        let m = row.last;
+        let last_message = match (m.id, m.chat_id, m.kind, m.body, m.created_at, m.sender_id) {
+            (
+                Some(id),
+                Some(chat_id),
+                Some(kind),
+                Some(body),
+                Some(created_at),
+                Some(sender_id),
+            ) => Some(Message::from(MessageRow {
+                id,
+                chat_id,
+                kind,
+                body,
+                meta: m.meta,
+                created_at,
+                sender_id,
+                sender_username: m.sender_username.unwrap_or_default(),
+                sender_display_name: m.sender_display_name.unwrap_or_default(),
+            })),
+            _ => None,
+        };
+        ChatActivity {
+            chat: ChatId(row.activity_chat_id),
+            last_message,
+            unread: u32::try_from(row.unread).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct CallRow {
+    pub call_id: String,
+    pub chat_id: i64,
+    pub caller_id: i64,
+    pub callee_id: i64,
+    pub caller_device: Option<String>,
+    pub answered_device: Option<String>,
+    pub state: String,
+    pub video: bool,
+    pub created_at: i64,
+    pub answered_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+    pub ended_by: Option<i64>,
+}
+
+impl TryFrom<CallRow> for CallRecord {
+    type Error = StoreError;
+
+    fn try_from(row: CallRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| {
+            StoreError::Database(sqlx::Error::Decode(
+                format!("call {}: unknown {what}", row.call_id).into(),
+            ))
+        };
+        Ok(CallRecord {
+            call_id: CallId::parse(&row.call_id).map_err(|_| corrupt("call_id"))?,
+            chat_id: ChatId(row.chat_id),
+            caller: UserId(row.caller_id),
+            callee: UserId(row.callee_id),
+            caller_device: row.caller_device.clone(),
+            answered_device: row.answered_device.clone(),
+            state: CallState::parse(&row.state).ok_or_else(|| corrupt("state"))?,
+            video: row.video,
+            created_at: Timestamp(row.created_at),
+            answered_at: row.answered_at.map(Timestamp),
+            ended_at: row.ended_at.map(Timestamp),
+            outcome: match row.outcome.as_deref() {
+                None => None,
+                Some(raw) => Some(CallOutcome::parse(raw).ok_or_else(|| corrupt("outcome"))?),
+            },
+            reason: row.reason.clone(),
+            ended_by: row.ended_by.map(UserId),
+        })
     }
 }
 

@@ -21,6 +21,28 @@ pub const CHAT_COLUMNS: &str = "SELECT c.id AS chat_id, c.title, c.created_at, \
      u.id AS user_id, u.username AS user_username, u.display_name AS user_display_name \
      FROM chats c JOIN chat_participants p ON p.chat_id = c.id JOIN users u ON u.id = p.user_id";
 
+pub const MESSAGE_COLUMNS: &str = "SELECT m.id, m.chat_id, m.kind, m.body, m.meta, m.created_at, \
+     u.id AS sender_id, u.username AS sender_username, u.display_name AS sender_display_name \
+     FROM messages m JOIN users u ON u.id = m.sender_id";
+
+/// Each chat of participant $1: its newest message (if any) and how many messages from others
+/// lie past the participant's read marker.
+pub const CHAT_ACTIVITY: &str = "SELECT a.chat_id AS activity_chat_id, a.unread, \
+     m.id, m.chat_id, m.kind, m.body, m.meta, m.created_at, \
+     u.id AS sender_id, u.username AS sender_username, u.display_name AS sender_display_name \
+     FROM (SELECT p.chat_id, \
+             (SELECT MAX(x.id) FROM messages x WHERE x.chat_id = p.chat_id) AS last_id, \
+             (SELECT COUNT(*) FROM messages x WHERE x.chat_id = p.chat_id \
+                AND x.sender_id <> p.user_id AND x.id > COALESCE(r.last_read, 0)) AS unread \
+           FROM chat_participants p \
+           LEFT JOIN chat_reads r ON r.chat_id = p.chat_id AND r.user_id = p.user_id \
+           WHERE p.user_id = $1) a \
+     LEFT JOIN messages m ON m.id = a.last_id \
+     LEFT JOIN users u ON u.id = m.sender_id";
+
+pub const CALL_FIELDS: &str = "call_id, chat_id, caller_id, callee_id, caller_device, \
+     answered_device, state, video, created_at, answered_at, ended_at, outcome, reason, ended_by";
+
 pub const INSPECT_FILTER: &str = "(CAST($1 AS BIGINT) IS NULL OR s.chat_id = $1) \
      AND (CAST($2 AS BIGINT) IS NULL OR s.sender_id = $2 OR s.recipient_id = $2)";
 
@@ -333,13 +355,18 @@ macro_rules! sql_store {
             }
 
             async fn add_message(&self, new: NewMessage<'_>) -> StoreResult<Message> {
+                let kind = if new.call.is_some() { MessageKind::Call } else { MessageKind::Text };
+                // A call event is plain data: serialising it cannot fail.
+                let meta = new.call.map(|event| serde_json::to_string(event).unwrap_or_default());
                 let id = sqlx::query_scalar::<$db, i64>(
-                    "INSERT INTO messages (chat_id, sender_id, body, created_at) \
-                     VALUES ($1, $2, $3, $4) RETURNING id",
+                    "INSERT INTO messages (chat_id, sender_id, kind, body, meta, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
                 )
                 .bind(new.chat.0)
                 .bind(new.sender.id.0)
+                .bind(kind.as_str())
                 .bind(new.body)
+                .bind(meta)
                 .bind(new.now.millis())
                 .fetch_one(&self.writer)
                 .await
@@ -347,10 +374,153 @@ macro_rules! sql_store {
                 Ok(Message {
                     id: MessageId(id),
                     chat_id: new.chat,
+                    kind,
                     sender: new.sender.clone(),
                     body: new.body.to_owned(),
+                    call: new.call.cloned(),
                     created_at: new.now,
                 })
+            }
+
+            async fn chat_activity(&self, user: UserId) -> StoreResult<Vec<ChatActivity>> {
+                let rows = sqlx::query_as::<$db, ChatActivityRow>(CHAT_ACTIVITY)
+                    .bind(user.0)
+                    .fetch_all(&self.reader)
+                    .await
+                    .map_err(db)?;
+                Ok(all(rows))
+            }
+
+            async fn mark_read(&self, user: UserId, chat: ChatId, upto: MessageId) -> StoreResult<u32> {
+                sqlx::query(
+                    "INSERT INTO chat_reads (chat_id, user_id, last_read) VALUES ($1, $2, $3) \
+                     ON CONFLICT (chat_id, user_id) DO UPDATE SET last_read = \
+                     CASE WHEN excluded.last_read > chat_reads.last_read \
+                     THEN excluded.last_read ELSE chat_reads.last_read END",
+                )
+                .bind(chat.0)
+                .bind(user.0)
+                .bind(upto.0)
+                .execute(&self.writer)
+                .await
+                .map_err(db)?;
+                let unread = sqlx::query_scalar::<$db, i64>(
+                    "SELECT COUNT(*) FROM messages x WHERE x.chat_id = $1 AND x.sender_id <> $2 \
+                     AND x.id > (SELECT last_read FROM chat_reads WHERE chat_id = $1 AND user_id = $2)",
+                )
+                .bind(chat.0)
+                .bind(user.0)
+                .fetch_one(&self.writer)
+                .await
+                .map_err(db)?;
+                Ok(u32::try_from(unread).unwrap_or(u32::MAX))
+            }
+
+            async fn insert_call(&self, call: &CallRecord) -> StoreResult<bool> {
+                let result = sqlx::query(&format!(
+                    "INSERT INTO calls ({CALL_FIELDS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                     ON CONFLICT (call_id) DO NOTHING"
+                ))
+                .bind(call.call_id.as_str())
+                .bind(call.chat_id.0)
+                .bind(call.caller.0)
+                .bind(call.callee.0)
+                .bind(call.caller_device.as_deref())
+                .bind(call.answered_device.as_deref())
+                .bind(call.state.as_str())
+                .bind(call.video)
+                .bind(call.created_at.millis())
+                .bind(call.answered_at.map(Timestamp::millis))
+                .bind(call.ended_at.map(Timestamp::millis))
+                .bind(call.outcome.map(CallOutcome::as_str))
+                .bind(call.reason.as_deref())
+                .bind(call.ended_by.map(|u| u.0))
+                .execute(&self.writer)
+                .await
+                .map_err(db)?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn call(&self, id: &CallId) -> StoreResult<Option<CallRecord>> {
+                // From the writer: a decision about a call must see the transition just made.
+                sqlx::query_as::<$db, CallRow>(&format!("SELECT {CALL_FIELDS} FROM calls WHERE call_id = $1"))
+                    .bind(id.as_str())
+                    .fetch_optional(&self.writer)
+                    .await
+                    .map_err(db)?
+                    .map(CallRecord::try_from)
+                    .transpose()
+            }
+
+            async fn open_calls_of(&self, user: UserId) -> StoreResult<Vec<CallRecord>> {
+                let rows = sqlx::query_as::<$db, CallRow>(&format!(
+                    "SELECT {CALL_FIELDS} FROM calls WHERE state <> 'ended' AND caller_id = $1 \
+                     UNION ALL SELECT {CALL_FIELDS} FROM calls WHERE state <> 'ended' AND callee_id = $1 \
+                     ORDER BY created_at DESC"
+                ))
+                .bind(user.0)
+                .fetch_all(&self.writer)
+                .await
+                .map_err(db)?;
+                rows.into_iter().map(CallRecord::try_from).collect()
+            }
+
+            async fn open_calls(&self) -> StoreResult<Vec<CallRecord>> {
+                let rows = sqlx::query_as::<$db, CallRow>(&format!(
+                    "SELECT {CALL_FIELDS} FROM calls WHERE state <> 'ended' ORDER BY created_at"
+                ))
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db)?;
+                rows.into_iter().map(CallRecord::try_from).collect()
+            }
+
+            async fn answer_call(
+                &self,
+                id: &CallId,
+                device: Option<&str>,
+                now: Timestamp,
+            ) -> StoreResult<Option<CallRecord>> {
+                sqlx::query_as::<$db, CallRow>(&format!(
+                    "UPDATE calls SET state = 'active', answered_device = $2, answered_at = $3 \
+                     WHERE call_id = $1 AND state = 'ringing' RETURNING {CALL_FIELDS}"
+                ))
+                .bind(id.as_str())
+                .bind(device)
+                .bind(now.millis())
+                .fetch_optional(&self.writer)
+                .await
+                .map_err(db)?
+                .map(CallRecord::try_from)
+                .transpose()
+            }
+
+            async fn end_call(&self, end: CallEnd<'_>) -> StoreResult<Option<CallRecord>> {
+                sqlx::query_as::<$db, CallRow>(&format!(
+                    "UPDATE calls SET state = 'ended', ended_at = $2, outcome = $3, reason = $4, \
+                     ended_by = $5 WHERE call_id = $1 AND state = $6 RETURNING {CALL_FIELDS}"
+                ))
+                .bind(end.call.as_str())
+                .bind(end.now.millis())
+                .bind(end.outcome.as_str())
+                .bind(end.reason)
+                .bind(end.ended_by.map(|u| u.0))
+                .bind(end.from.as_str())
+                .fetch_optional(&self.writer)
+                .await
+                .map_err(db)?
+                .map(CallRecord::try_from)
+                .transpose()
+            }
+
+            async fn delete_calls_ended_before(&self, before: Timestamp) -> StoreResult<u64> {
+                let result = sqlx::query("DELETE FROM calls WHERE state = 'ended' AND ended_at < $1")
+                    .bind(before.millis())
+                    .execute(&self.writer)
+                    .await
+                    .map_err(db)?;
+                Ok(result.rows_affected())
             }
 
             async fn messages(
@@ -359,13 +529,11 @@ macro_rules! sql_store {
                 before: Option<i64>,
                 limit: u32,
             ) -> StoreResult<Vec<Message>> {
-                let rows = sqlx::query_as::<$db, MessageRow>(
-                    "SELECT m.id, m.chat_id, m.body, m.created_at, u.id AS sender_id, \
-                     u.username AS sender_username, u.display_name AS sender_display_name \
-                     FROM messages m JOIN users u ON u.id = m.sender_id \
+                let rows = sqlx::query_as::<$db, MessageRow>(&format!(
+                    "{MESSAGE_COLUMNS} \
                      WHERE m.chat_id = $1 AND (CAST($2 AS BIGINT) IS NULL OR m.id < $2) \
-                     ORDER BY m.id DESC LIMIT $3",
-                )
+                     ORDER BY m.id DESC LIMIT $3"
+                ))
                 .bind(chat.0)
                 .bind(before)
                 .bind(i64::from(limit))

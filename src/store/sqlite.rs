@@ -17,7 +17,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::rows::*;
 use super::sql::*;
 use super::*;
-use crate::domain::MessageId;
+use crate::domain::{CallOutcome, MessageId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 

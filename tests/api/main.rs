@@ -2,6 +2,7 @@
 //! HTTP to it (or runs the real `switchboard` binary). Set `TEST_LOG=1` to see server logs.
 
 mod auth;
+mod calls;
 mod chats;
 mod cli;
 mod cluster;
