@@ -1241,6 +1241,8 @@ export class CallManager {
     console.log(`[CallJS] Rejoining call ${record.call_id} after a reload`);
     const call = this.resumedCall(record, peer, mine, 'reconnecting');
     call.accepted = true;
+    call.incoming = false; // answered before the reload
+    this.update();
     call.peerDevice = (mine ? record.answered_device : record.caller_device) || null;
     call.connectedAt = record.answered_at || Date.now(); // the call's clock goes on
     const tellMedia = () =>

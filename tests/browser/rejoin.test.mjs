@@ -76,8 +76,10 @@ test('the callee reloads mid-call: back to connected without pressing Call; the 
   await connect(alice, bob);
   await reloadMidCall(bob, alice);
   await screenshot(bob, 'rejoin-callee-after-reload');
-  await alice.getByTestId('hangup').click();
-  await waitForStatus(bob, 'ended');
+  // The rejoined tab is fully in the call: its own Hang up ends it for both.
+  await bob.getByTestId('hangup').click();
+  await waitForStatus(alice, 'ended');
+  assert.equal(await alice.getByTestId('call-reason').getAttribute('data-reason'), 'hangup');
   await alice.context().close();
   await bob.context().close();
 });
