@@ -158,23 +158,25 @@ test('presence: the other person’s dot goes online when they sign in and offli
   assert.equal(await headDot.getAttribute('data-online'), 'false');
   assert.match(await erin.locator('#chat-sub').textContent(), /Offline/);
 
+  // Erin's page notices on its next refresh (every 15 s, or when she comes back to the tab,
+  // which is what the test does: a focus event, repeated until the list says so).
+  const waitForPresence = (online) =>
+    erin.waitForFunction(
+      ([id, wanted]) => {
+        window.dispatchEvent(new Event('focus'));
+        return document.querySelector(`[data-chat-id="${id}"] [data-testid="presence"]`)?.dataset.online === wanted;
+      },
+      [chatId, String(online)],
+      { timeout: 15000, polling: 1000 },
+    );
   const frank = await open('presence', 1);
-  // Erin's page notices on its next refresh (every 15 s, or when she comes back to the tab).
-  const refresh = () => erin.evaluate(() => window.dispatchEvent(new Event('focus')));
-  await refresh();
-  await erin.locator(`[data-testid="chat-item"][data-chat-id="${chatId}"] [data-testid="presence"][data-online="true"]`).waitFor({ timeout: 5000 });
+  await waitForPresence(true);
   assert.equal(await headDot.getAttribute('data-online'), 'true');
   assert.match(await erin.locator('#chat-sub').textContent(), /Online/);
   await screenshot(erin, 'presence-online');
 
   await frank.context().close();
-  await erin.waitForFunction(
-    (id) => {
-      window.dispatchEvent(new Event('focus'));
-      return document.querySelector(`[data-chat-id="${id}"] [data-testid="presence"]`)?.dataset.online === 'false';
-    },
-    chatId,
-    { timeout: 15000, polling: 2500 },
-  );
+  await waitForPresence(false);
+  assert.match(await erin.locator('#chat-sub').textContent(), /Offline/);
   await erin.context().close();
 });
