@@ -1103,7 +1103,7 @@ export class CallManager {
         break;
       case 'call.decline':
         if (payload.reason === 'busy') this.finish(call, 'ended', `${name(call.peer)} is in another call.`, 'busy');
-        else if (payload.reason === 'media') this.finish(call, 'ended', `${name(call.peer)} ’s camera and microphone are unavailable.`, 'media');
+        else if (payload.reason === 'media') this.finish(call, 'ended', `${name(call.peer)}’s camera and microphone are unavailable.`, 'media');
         else this.finish(call, 'ended', `${name(call.peer)} declined the call.`, 'declined');
         break;
       case 'call.cancel':

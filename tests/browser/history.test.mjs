@@ -4,6 +4,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { pairsFixture, openAs, openChat, transportOf, waitForStatus, screenshot } from './harness.mjs';
 
 const PAIRS = {
@@ -13,6 +15,20 @@ const PAIRS = {
 };
 
 const fixture = pairsFixture(PAIRS);
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+const PHONE = { width: 390, height: 844 };
+
+/** axe-core: no serious or critical violation in what this file adds (rows, badges, dots). */
+async function expectAccessible(page, label) {
+  if (!(await page.evaluate(() => Boolean(window.axe)))) await page.evaluate(AXE_SOURCE);
+  const violations = await page.evaluate(async () => {
+    const results = await window.axe.run(document, { resultTypes: ['violations'] });
+    return results.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => ({ id: v.id, nodes: v.nodes.slice(0, 5).map((n) => `${n.target.join(' ')}: ${n.failureSummary}`) }));
+  });
+  assert.deepEqual(violations, [], `${label}: axe found\n${JSON.stringify(violations, null, 2)}`);
+}
 const { chatOf } = fixture;
 
 async function open(key, index, options = {}) {
@@ -86,6 +102,11 @@ test('call events appear on both sides, worded for each, survive a reload, and C
   await expectHistory(alice, forAlice);
   await expectHistory(bob, forBob);
   await screenshot(bob, 'history-callee');
+  await expectAccessible(bob, 'chat with call events');
+  await bob.setViewportSize(PHONE);
+  await screenshot(bob, 'history-callee-phone');
+  await expectAccessible(bob, 'chat with call events (phone)');
+  await bob.setViewportSize({ width: 1100, height: 720 });
 
   // Stored: after a reload they are still there.
   for (const page of [alice, bob]) {
@@ -126,6 +147,7 @@ test('unread count in the chat list and the title; opening the chat reads it, al
   assert.equal(await dave.title(), '(3) Switchboard');
   assert.match(await item(dave, chatId).textContent(), /three/);
   await screenshot(dave, 'chat-list-unread');
+  await expectAccessible(dave, 'chat list with unread count and presence');
 
   // The count is the server's: a reload keeps it.
   await dave.reload();

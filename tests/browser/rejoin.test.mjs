@@ -19,6 +19,7 @@ const PAIRS = {
   calleeReloads: ['alice', 'bob'],
   callerReloads: ['carol', 'dave'],
   wsDrops: ['erin', 'frank'],
+  ringing: ['gina', 'hank'],
 };
 
 const fixture = pairsFixture(PAIRS);
@@ -142,4 +143,32 @@ test('a network loss mid-call (WebSocket and HTTP down for 10 s during a renegot
   assert.notEqual(await ufrag(frank), before);
   await erin.context().close();
   await frank.context().close();
+});
+
+test('a reload while it rings cancels nothing: the caller rings on, the callee rings again, Accept connects', async () => {
+  const gina = await open('ringing', 0);
+  const hank = await open('ringing', 1);
+  await gina.getByTestId('start-call').click();
+  await hank.getByTestId('accept-call').waitFor({ timeout: 15000 });
+  await waitForStatus(gina, 'ringing');
+  const callId = await gina.evaluate(() => window.switchboard.call.id);
+
+  // The callee reloads: nothing is asked (nothing to lose), and the call rings there again.
+  assert.equal(await reloadAccepting(hank), false);
+  await hank.getByTestId('accept-call').waitFor({ timeout: 15000 });
+  assert.equal(await hank.evaluate(() => window.switchboard.call.id), callId);
+  // The caller reloads: asked first, and back to ringing the same call.
+  assert.equal(await reloadAccepting(gina), true);
+  await waitForStatus(gina, 'ringing', 15000);
+  assert.equal(await gina.evaluate(() => window.switchboard.call.id), callId);
+  assert.equal(await hank.getByTestId('call-status').textContent(), 'ringing');
+
+  await hank.getByTestId('accept-call').click();
+  await waitForStatus(gina, 'connected');
+  await waitForStatus(hank, 'connected');
+  await expectRemoteVideoPlaying(hank);
+  await gina.getByTestId('hangup').click();
+  await waitForStatus(hank, 'ended');
+  await gina.context().close();
+  await hank.context().close();
 });
