@@ -219,6 +219,8 @@ function cameraUnavailableReason(err) {
 }
 
 const name = (user) => (user && (user.display_name || user.username)) || 'The other person';
+// The call record's instants: docs/CALLS.md says milliseconds; the server sends RFC 3339 strings.
+const toMillis = (value) => (typeof value === 'number' ? value : Date.parse(value)) || null;
 const offlineText = (peer) => `${name(peer)} is offline — they will see a missed call.`;
 
 /** The transceiver that sends our `kind` ('audio' | 'video'): the one with a track, else any. */
@@ -1244,7 +1246,7 @@ export class CallManager {
     call.incoming = false; // answered before the reload
     this.update();
     call.peerDevice = (mine ? record.answered_device : record.caller_device) || null;
-    call.connectedAt = record.answered_at || Date.now(); // the call's clock goes on
+    call.connectedAt = toMillis(record.answered_at) || Date.now(); // the call's clock goes on
     const tellMedia = () =>
       this.send('call.end', { call_id: call.id, reason: 'connection-failed', cause: 'media' }, { call }).catch(() => {});
     if (!(await this.acquireMedia(call, { onDenied: tellMedia }))) return;
@@ -1267,7 +1269,7 @@ export class CallManager {
     if (!(await this.acquireMedia(call))) return;
     await this.setupPeer(call);
     if (call.over) return;
-    const rang = Math.max(0, Date.now() - (record.created_at || Date.now()));
+    const rang = Math.max(0, Date.now() - (toMillis(record.created_at) || Date.now()));
     call.timers.ring = setTimeout(() => this.ringTimedOut(call), Math.max(3000, this.config.ringTimeoutMs - rang));
     this.send('call.rejoin', { call_id: call.id, pc: call.pcId }, { call }).catch(() => {});
   }

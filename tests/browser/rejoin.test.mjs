@@ -69,6 +69,8 @@ async function reloadMidCall(reloader, other) {
   assert.ok(!log.includes('ended') && !log.includes('failed'), `the other side never ended: ${log}`);
   assert.ok(log.includes('reconnecting'), `the other side showed reconnecting: ${log}`);
   assert.deepEqual((await statuses(reloader)).slice(0, 1), ['reconnecting']);
+  // The call's clock goes on from when it was answered, not from the reload.
+  assert.match(await reloader.locator('#call-timer').textContent(), /^\d+:\d\d$/);
 }
 
 test('the callee reloads mid-call: back to connected without pressing Call; the caller never shows "ended"', async () => {
