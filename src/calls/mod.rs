@@ -152,6 +152,21 @@ impl Calls {
         kind: &SignalType,
         payload: &RawValue,
     ) -> Result<Option<ElsewhereNotice>, CallError> {
+        let applied = self.apply_step(sender, chat, kind, payload).await;
+        // After the step's writes: a sweep that ran meanwhile may have found nothing open yet.
+        self.shared
+            .maybe_open
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        applied
+    }
+
+    async fn apply_step(
+        &self,
+        sender: &User,
+        chat: &Chat,
+        kind: &SignalType,
+        payload: &RawValue,
+    ) -> Result<Option<ElsewhereNotice>, CallError> {
         let step = match kind.as_str() {
             "call.invite" => Step::Invite,
             "call.accept" => Step::Accept,
@@ -161,9 +176,6 @@ impl Calls {
             // Media state, rejoin, ICE, descriptions: relayed as they are.
             _ => return Ok(None),
         };
-        self.shared
-            .maybe_open
-            .store(true, std::sync::atomic::Ordering::Relaxed);
         let Some(payload) = CallPayload::read(payload) else {
             return Ok(None); // not a call this server can follow (no call_id): relay as before
         };

@@ -460,3 +460,44 @@ async fn wait_for_metric(node: &Node, line: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn presence_and_the_call_record_hold_across_nodes() {
+    let c = cluster("redis://127.0.0.1:6379").await;
+    let (_bob_ws, _) = WsClient::connect_at(&c.b.address, &c.bob, 0).await;
+    // The chat list on A shows bob online once B has announced him (every 2 s).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, list) = c.alice.get("/api/chats/").await;
+        assert_eq!(status, StatusCode::OK);
+        let bob_online = list["chats"][0]["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["username"] == "bob" && p["online"] == true);
+        if bob_online {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bob never shown online on A"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Alice calls through A; bob answers on B; his other tab, on A, cannot answer again.
+    let call = |device: &str| json!({"call_id": "x-node", "device": device});
+    let (status, _) = c.alice.send_signal(c.chat, "call.invite", call("a1")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = c.bob.send_signal(c.chat, "call.accept", call("b1")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = c
+        .bob
+        .on(&c.a.address)
+        .send_signal(c.chat, "call.accept", call("b2"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "answered_elsewhere");
+    let (_, active) = c.bob.on(&c.a.address).get("/api/calls/active").await;
+    assert_eq!(active["calls"][0]["answered_device"], "b1");
+}
