@@ -219,7 +219,7 @@ function cameraUnavailableReason(err) {
 }
 
 const name = (user) => (user && (user.display_name || user.username)) || 'The other person';
-// The call record's instants: docs/CALLS.md says milliseconds; the server sends RFC 3339 strings.
+// The call record's instants are RFC 3339 strings (docs/CALLS.md); a number is taken as ms.
 const toMillis = (value) => (typeof value === 'number' ? value : Date.parse(value)) || null;
 const offlineText = (peer) => `${name(peer)} is offline — they will see a missed call.`;
 
