@@ -327,6 +327,7 @@ export class CallManager {
       // ICE: the servers of this call (fetched afresh, with TURN credentials), whether one of them
       // is a relay, whether we fell back to relay-only, and the media path once connected.
       iceServers: [],
+      icePrefetch: null, // the ICE servers loading for the first connection
       hasRelay: false,
       relayOnly: false,
       path: null,
@@ -419,7 +420,14 @@ export class CallManager {
 
   /** The guide's setupPeer(): an RTCPeerConnection with the server's ICE servers. */
   async setupPeer(call) {
-    await this.loadIceServers(call);
+    // The first connection of a call uses the servers fetched while the camera started (or while
+    // it rang); a later one (a rejoin) fetches fresh credentials.
+    if (call.icePrefetch) {
+      await call.icePrefetch;
+      call.icePrefetch = null;
+    } else {
+      await this.loadIceServers(call);
+    }
     if (call.over) return; // hung up while the ICE servers loaded
     const pc = new RTCPeerConnection({ iceServers: call.iceServers });
     const pcId = newId();
@@ -692,6 +700,7 @@ export class CallManager {
     this.call = call;
     this.update();
 
+    call.icePrefetch = this.loadIceServers(call); // while the camera starts
     if (!(await this.acquireMedia(call))) return;
     await this.setupPeer(call);
     // Hung up meanwhile, or the other side called at the same moment and we answered theirs.
@@ -778,6 +787,7 @@ export class CallManager {
     this.setStatus(call, 'connecting');
     const declineForMedia = () =>
       this.send('call.decline', { call_id: call.id, reason: 'media' }, { call }).catch(() => {});
+    if (!call.icePrefetch) call.icePrefetch = this.loadIceServers(call); // a resumed ring has none
     if (!(await this.acquireMedia(call, { onDenied: declineForMedia }))) return;
     await this.setupPeer(call);
     if (call.over) return;
@@ -1316,9 +1326,12 @@ export class CallManager {
     call.peerDevice = payload.device || null; // the caller's device: the only one we hear
     call.statusLog.push({ status: 'ringing', at: Date.now() });
     this.call = call;
-    this.update();
-    // Tells the caller we ring, on every transport (receipts only reach push clients).
+    // Tells the caller we ring, on every transport (receipts only reach push clients) — before
+    // drawing the call window, so the caller hears the ringback as early as can be.
     this.send('call.ringing', { call_id: call.id }, { call }).catch(() => {});
+    // The ICE servers load while it rings: an Accept then waits only for the camera.
+    call.icePrefetch = this.loadIceServers(call);
+    this.update();
     // Should the caller vanish without cancelling, stop ringing a little after it would have.
     call.timers.incoming = setTimeout(() => {
       if (call.incoming && !call.over) {

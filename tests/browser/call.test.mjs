@@ -154,7 +154,7 @@ test('B never answers: A gives up after the ring timeout and says so; B stops ri
   await closePages(pageA, pageB);
 });
 
-test('nobody online: the caller is told the other person is not reachable', async () => {
+test('nobody online: the caller is told the other person is offline', async () => {
   const [a] = PAIRS.offline;
   const pageA = await openAs(fixture.browser, fixture.server, a, { query: '?unreachableGraceMs=1500' });
   await openChat(pageA, chatOf.offline);
