@@ -158,6 +158,11 @@ async fn session(
                 Some(Ok(Message::Text(body))) => {
                     last_heard = Instant::now();
                     match handle_frame(&state, &user, body.as_str()).await {
+                        // Replies go out in the order the frames came: an immediate one (an
+                        // error, a pong) waits behind the sends still being stored before it.
+                        Reply::Now(reply) if !pending.is_empty() => {
+                            pending.push_back(Box::pin(std::future::ready(reply)));
+                        }
                         Reply::Now(reply) => {
                             if sink.send(text(reply)).await.is_err() {
                                 break None;

@@ -460,6 +460,35 @@ async fn pipelined_sends_over_one_websocket_are_stored_in_the_order_sent() {
 }
 
 #[tokio::test]
+async fn replies_to_pipelined_frames_come_back_in_the_order_sent_errors_included() {
+    let app = spawn_app().await;
+    let (alice, _bob, chat) = app.alice_and_bob().await;
+    let (mut alice_ws, _) = WsClient::connect(&app, &alice, 0).await;
+    // Refused frames are answered at once by the server; they must still not overtake the
+    // replies to the sends before them, which wait for their commit.
+    for n in 0..60 {
+        let frame = match n % 3 {
+            0 => {
+                json!({"op": "send", "ref": n, "chat_id": chat, "type": "webrtc.ice", "payload": {"n": n}})
+            }
+            1 => {
+                json!({"op": "send", "ref": n, "chat_id": chat, "type": "Not A Type", "payload": {}})
+            }
+            _ => json!({"op": "ping", "ref": n}),
+        };
+        alice_ws.send(frame).await;
+    }
+    for n in 0..60 {
+        let reply = alice_ws.frame().await;
+        let expected = ["sent", "error", "pong"][n % 3];
+        assert_eq!(reply["op"], expected, "reply {n}: {reply}");
+        if expected != "pong" {
+            assert_eq!(reply["ref"], n as i64, "reply {n} answers frame {n}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn new_chat_messages_are_pushed() {
     let app = spawn_app().await;
     let (alice, bob, chat) = app.alice_and_bob().await;
