@@ -64,6 +64,9 @@ export class SignalTransport {
 
     this.ackInFlight = false;
     this.ackPending = 0;
+    // WebSocket acks wait for the end of the event-loop turn: a burst gets one ack.
+    this.wsAckPending = 0;
+    this.wsAckTimer = null;
   }
 
   start() {
@@ -73,6 +76,8 @@ export class SignalTransport {
 
   stop() {
     this.stopped = true;
+    clearTimeout(this.wsAckTimer);
+    this.wsAckTimer = null;
     clearTimeout(this.climbTimer);
     clearTimeout(this.reconnectTimer);
     if (this.conn) this.conn.close();
@@ -127,12 +132,30 @@ export class SignalTransport {
     // Long-poll and polling acknowledge with their next request's cursor (per chat). A global
     // ack is only safe for what came by push, where everything below `seq` has been seen.
     if (!PUSH.has(via)) return;
-    if (this.conn && this.conn.kind === 'websocket' && this.conn.isOpen()) {
-      this.conn.post({ op: 'ack', seq });
+    if (this.isWebSocketOpen()) {
+      // One ack per event-loop turn, with the highest seq processed: the signals of a burst
+      // arrive in back-to-back turns and are processed before the timer's turn comes.
+      this.wsAckPending = Math.max(this.wsAckPending, seq);
+      if (!this.wsAckTimer) this.wsAckTimer = setTimeout(() => this.flushWsAck(), 0);
       return;
     }
     this.ackPending = Math.max(this.ackPending, seq);
     this.flushHttpAck();
+  }
+
+  flushWsAck() {
+    this.wsAckTimer = null;
+    const seq = this.wsAckPending;
+    this.wsAckPending = 0;
+    if (!seq || this.stopped) return;
+    if (this.isWebSocketOpen()) {
+      this.conn.post({ op: 'ack', seq });
+    } else {
+      // The socket closed meanwhile: the ack goes by HTTP (the server also redelivers, and the
+      // cursor drops what was processed, so nothing is processed twice either way).
+      this.ackPending = Math.max(this.ackPending, seq);
+      this.flushHttpAck();
+    }
   }
 
   async flushHttpAck() {
