@@ -79,12 +79,18 @@ impl App {
         let metrics = Arc::new(Metrics::default());
         // First, before the store: a bad certificate path should fail fast and say so.
         let tls = Tls::from_config(&config)?;
-        let store = store::connect(&config.database_url, config.database_max_connections)
-            .await
-            .map_err(|source| StartError::Store {
-                url: config.database_url.clone(),
-                source,
-            })?;
+        let store = store::connect(
+            &config.database_url,
+            store::StoreOptions {
+                max_connections: config.database_max_connections,
+                sqlite_wal_limit: config.sqlite_wal_limit,
+            },
+        )
+        .await
+        .map_err(|source| StartError::Store {
+            url: config.database_url.clone(),
+            source,
+        })?;
         let store: Arc<dyn Store> = Arc::new(Metered::new(store, metrics.store_queries.clone()));
         let listener =
             TcpListener::bind(config.listen)

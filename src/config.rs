@@ -29,6 +29,9 @@ pub struct Config {
     /// Most connections to PostgreSQL per node (SQLite uses one writer and four readers).
     /// Default `16`.
     pub database_max_connections: u32,
+    /// SQLite: the write-ahead log is checkpointed back into the database and truncated before
+    /// it passes this many bytes, however busy the node is. Default `67108864` (64 MiB).
+    pub sqlite_wal_limit: u64,
     /// Whether anyone may create an account with `POST /api/auth/register`. Default `true`.
     pub open_registration: bool,
     /// How long a session cookie stays valid. Default `14days`.
@@ -182,6 +185,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             database_url: "sqlite://switchboard.db".to_owned(),
             database_max_connections: 16,
+            sqlite_wal_limit: 64 * 1024 * 1024,
             redis_url: None,
             redis_prefix: "switchboard".to_owned(),
             bus_catch_up_interval: Duration::from_secs(1),

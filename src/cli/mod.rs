@@ -103,9 +103,15 @@ async fn open(
     crate::auth::Accounts,
 )> {
     use anyhow::Context;
-    let store = crate::store::connect(&config.database_url, 2)
-        .await
-        .with_context(|| format!("cannot open the database {}", config.database_url))?;
+    let store = crate::store::connect(
+        &config.database_url,
+        crate::store::StoreOptions {
+            max_connections: 2,
+            sqlite_wal_limit: config.sqlite_wal_limit,
+        },
+    )
+    .await
+    .with_context(|| format!("cannot open the database {}", config.database_url))?;
     let accounts = crate::auth::Accounts::new(
         store.clone(),
         std::sync::Arc::new(crate::clock::SystemClock),

@@ -162,11 +162,21 @@ pub trait Store: Send + Sync + 'static {
     async fn setting_or_insert(&self, key: &str, candidate: &str) -> StoreResult<String>;
 }
 
+/// How to open a store, besides its URL.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// PostgreSQL pool size.
+    pub max_connections: u32,
+    /// SQLite: the write-ahead log is checkpointed and truncated before it passes this size.
+    pub sqlite_wal_limit: u64,
+}
+
 /// Opens the store a database URL names (`sqlite:` or `postgres:`), applying migrations.
-pub async fn connect(url: &str, max_connections: u32) -> StoreResult<std::sync::Arc<dyn Store>> {
+pub async fn connect(url: &str, options: StoreOptions) -> StoreResult<std::sync::Arc<dyn Store>> {
+    let max_connections = options.max_connections;
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(
-            sqlite::SqliteStore::connect(url).await?,
+            sqlite::SqliteStore::connect(url, options.sqlite_wal_limit).await?,
         ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(std::sync::Arc::new(

@@ -6,6 +6,7 @@ mod calls;
 mod chats;
 mod cli;
 mod cluster;
+mod disk;
 mod expiry;
 mod helpers;
 mod ice_servers;
