@@ -72,7 +72,9 @@ impl SqliteStore {
         MIGRATOR.run(&writer).await?;
         let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            // A checkpoint that finds readers in its way gives up soon and is tried again at the
+            // next look at the log's size, instead of waiting out the writer's 5 s.
+            .connect_with(options.clone().busy_timeout(Duration::from_millis(100)))
             .await
             .map_err(StoreError::classify)?;
         let stop = CancellationToken::new();
@@ -80,7 +82,12 @@ impl SqliteStore {
             path: wal_path(&options),
             limit: wal_limit,
         };
-        tokio::spawn(checkpoint_until(checkpointer, wal, stop.clone()));
+        tokio::spawn(checkpoint_until(
+            checkpointer,
+            writer.clone(),
+            wal,
+            stop.clone(),
+        ));
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             // A connection to a local file does not go stale; checking it on every acquire
@@ -126,9 +133,14 @@ fn wal_path(options: &SqliteConnectOptions) -> Option<std::path::PathBuf> {
 /// A passive checkpoint copies what it can but never *resets* the log while a reader still
 /// looks at it, and under steady load some reader always does: the log then grows without end
 /// (gigabytes after minutes at 10,000 signals/s). So once the file passes half the limit, a
-/// TRUNCATE checkpoint waits for the readers (new writes wait too, for a few milliseconds),
-/// copies everything and cuts the file to zero.
-async fn checkpoint_until(pool: SqlitePool, wal: WalFile, stop: CancellationToken) {
+/// TRUNCATE checkpoint copies everything and cuts the file to zero when the readers let it; past
+/// three quarters it runs on the writer's connection, so commits wait until it has.
+async fn checkpoint_until(
+    pool: SqlitePool,
+    writer: SqlitePool,
+    wal: WalFile,
+    stop: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(WAL_SIZE_CHECK_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_checkpoint = tokio::time::Instant::now();
@@ -138,16 +150,22 @@ async fn checkpoint_until(pool: SqlitePool, wal: WalFile, stop: CancellationToke
             _ = ticker.tick() => {}
         }
         let size = wal.size();
-        let mode = if size > wal.limit / 2 {
-            "TRUNCATE"
+        let (mode, on) = if size > wal.limit * 3 / 4 {
+            // Past three quarters the TRUNCATE runs on the writer's own connection: no commit can
+            // add to the log while it waits for the readers, so the log cannot outgrow the limit
+            // (commits wait for it instead, for milliseconds).
+            ("TRUNCATE", &writer)
+        } else if size > wal.limit / 2 {
+            // Past half, beside the writer: it succeeds whenever the readers let it.
+            ("TRUNCATE", &pool)
         } else if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
-            "PASSIVE"
+            ("PASSIVE", &pool)
         } else {
             continue;
         };
         last_checkpoint = tokio::time::Instant::now();
         match sqlx::query(&format!("PRAGMA wal_checkpoint({mode})"))
-            .execute(&pool)
+            .execute(on)
             .await
         {
             Ok(_) if mode == "TRUNCATE" => tracing::info!(
