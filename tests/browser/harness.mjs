@@ -335,5 +335,12 @@ export function pairsFixture(pairs) {
     if (fixture.browser) await fixture.browser.close();
     if (fixture.server) await fixture.server.stop();
   });
+  /** Signs in the `index`-th person of `pairs[key]`, opens the pair's chat, waits for push. */
+  fixture.open = async (key, index, options = {}) => {
+    const page = await openAs(fixture.browser, fixture.server, pairs[key][index], options);
+    await openChat(page, fixture.chatOf[key]);
+    await transportOf(page);
+    return page;
+  };
   return fixture;
 }

@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pairsFixture, openAs, openChat, transportOf, waitForStatus, reasonOf, screenshot } from './harness.mjs';
+import { pairsFixture, openChat, waitForStatus, reasonOf, screenshot } from './harness.mjs';
 
 const PAIRS = {
   declined: ['alice', 'bob'],
@@ -20,12 +20,7 @@ const PAIRS = {
 const fixture = pairsFixture(PAIRS);
 const { chatOf } = fixture;
 
-async function open(key, index, options = {}) {
-  const page = await openAs(fixture.browser, fixture.server, PAIRS[key][index], options);
-  await openChat(page, chatOf[key]);
-  await transportOf(page);
-  return page;
-}
+const { open } = fixture;
 
 const dataReason = (page) => page.getByTestId('call-reason').getAttribute('data-reason');
 

@@ -7,9 +7,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   pairsFixture,
-  openAs,
-  openChat,
-  transportOf,
   waitForStatus,
   expectRemoteVideoPlaying,
   screenshot,
@@ -23,14 +20,8 @@ const PAIRS = {
 };
 
 const fixture = pairsFixture(PAIRS);
-const { chatOf } = fixture;
 
-async function open(key, index, options = {}) {
-  const page = await openAs(fixture.browser, fixture.server, PAIRS[key][index], options);
-  await openChat(page, chatOf[key]);
-  await transportOf(page);
-  return page;
-}
+const { open } = fixture;
 
 async function connect(caller, callee) {
   await caller.getByTestId('start-call').click();

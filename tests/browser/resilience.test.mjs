@@ -10,8 +10,6 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import {
   pairsFixture,
-  openAs,
-  openChat,
   transportOf,
   waitForStatus,
   expectRemoteVideoPlaying,
@@ -31,14 +29,8 @@ const PAIRS = {
 const isolated = Object.values(os.networkInterfaces()).every((addresses) => addresses.every((a) => a.internal));
 
 const fixture = pairsFixture(PAIRS);
-const { chatOf } = fixture;
 
-async function open(key, index, options = {}) {
-  const page = await openAs(fixture.browser, fixture.server, PAIRS[key][index], options);
-  await openChat(page, chatOf[key]);
-  await transportOf(page);
-  return page;
-}
+const { open } = fixture;
 
 async function callAndConnect(pageA, pageB) {
   await pageA.getByTestId('start-call').click();

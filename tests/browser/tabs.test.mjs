@@ -7,7 +7,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   pairsFixture,
-  openAs,
   openTab,
   openChat,
   transportOf,
@@ -27,12 +26,7 @@ const PAIRS = {
 const fixture = pairsFixture(PAIRS);
 const { chatOf } = fixture;
 
-async function open(key, index, options = {}) {
-  const page = await openAs(fixture.browser, fixture.server, PAIRS[key][index], options);
-  await openChat(page, chatOf[key]);
-  await transportOf(page);
-  return page;
-}
+const { open } = fixture;
 
 async function secondTab(page, options) {
   const tab = await openTab(page, options);
