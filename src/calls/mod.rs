@@ -152,7 +152,17 @@ impl Calls {
         kind: &SignalType,
         payload: &RawValue,
     ) -> Result<Option<ElsewhereNotice>, CallError> {
-        let applied = self.apply_step(sender, chat, kind, payload).await;
+        let step = match kind.as_str() {
+            "call.invite" => Step::Invite,
+            "call.accept" => Step::Accept,
+            "call.decline" => Step::Decline,
+            "call.cancel" => Step::Cancel,
+            "call.end" => Step::End,
+            // Media state, rejoin, ICE, descriptions (the hot part of the signal path): relayed
+            // as they are, without a look at the payload or the record.
+            _ => return Ok(None),
+        };
+        let applied = self.apply_step(sender, chat, step, payload).await;
         // After the step's writes: a sweep that ran meanwhile may have found nothing open yet.
         self.shared
             .maybe_open
@@ -164,18 +174,9 @@ impl Calls {
         &self,
         sender: &User,
         chat: &Chat,
-        kind: &SignalType,
+        step: Step,
         payload: &RawValue,
     ) -> Result<Option<ElsewhereNotice>, CallError> {
-        let step = match kind.as_str() {
-            "call.invite" => Step::Invite,
-            "call.accept" => Step::Accept,
-            "call.decline" => Step::Decline,
-            "call.cancel" => Step::Cancel,
-            "call.end" => Step::End,
-            // Media state, rejoin, ICE, descriptions: relayed as they are.
-            _ => return Ok(None),
-        };
         let Some(payload) = CallPayload::read(payload) else {
             return Ok(None); // not a call this server can follow (no call_id): relay as before
         };
